@@ -1,0 +1,3 @@
+"""Pure analyses of recordings: arrays in, arrays, DataFrames or small result objects out."""
+
+__all__: list[str] = []
