@@ -88,6 +88,14 @@ class TrainState:
         'running' until the end, then one of ``STATUSES``.
     stop : bool
         Set it to end training after the current epoch.
+    start_epoch : int
+        The first epoch the loop runs; a callback resuming a run (the
+        Recorder with ``resume=True``) sets it in ``on_train_begin`` after
+        restoring the weights and optimizer state of that epoch.
+    time_offset : float
+        Seconds added to the ``time`` metric (the time already spent before a resume).
+    generator : torch.Generator
+        The mini-batch order's random generator (its state is part of a checkpoint).
     """
 
     network: nn.Module
@@ -103,6 +111,9 @@ class TrainState:
     metrics: dict[str, float] = field(default_factory=dict)
     status: str = "running"
     stop: bool = False
+    start_epoch: int = 0
+    time_offset: float = 0.0
+    generator: torch.Generator = field(default_factory=torch.Generator)
 
 
 @dataclass
@@ -343,17 +354,19 @@ def train(
         full_batch=full_batch,
         inputs=x,
         device=dev,
+        generator=torch.Generator().manual_seed(seed),
     )
     threads_before = torch.get_num_threads()
     if num_threads == "auto":
         num_threads = 1 if count_parameters(network) < 100_000 else threads_before
     torch.set_num_threads(int(num_threads))
-    loop = _Loop(state, t, batch_size, stop_loss, stop_accuracy, seed, list(callbacks))
+    loop = _Loop(state, t, batch_size, stop_loss, stop_accuracy, list(callbacks))
     try:
         for cb in loop.callbacks:
             cb.on_train_begin(state)
         with tqdm(
             total=epochs,
+            initial=state.start_epoch,
             disable=not progress,
             unit="epoch",
             desc=_progress_label(config),
@@ -385,7 +398,6 @@ class _Loop:
         batch_size: int | None,
         stop_loss: float | None,
         stop_accuracy: float | None,
-        seed: int,
         callbacks: list[Callback],
     ):
         self.s = state
@@ -393,7 +405,6 @@ class _Loop:
         self.batch_size = batch_size
         self.stop_loss = stop_loss
         self.stop_accuracy = stop_accuracy
-        self.gen = torch.Generator().manual_seed(seed)
         self.callbacks = callbacks
         self.rows: list[tuple[float, ...]] = []
         self.start = time.perf_counter()
@@ -402,7 +413,7 @@ class _Loop:
     def interrupted(self) -> bool:
         import sys
 
-        return isinstance(sys.exc_info()[1], KeyboardInterrupt)
+        return isinstance(sys.exc_info()[1], (KeyboardInterrupt, SystemExit))
 
     def frame(self) -> pd.DataFrame:
         df = pd.DataFrame(self.rows, columns=["epoch", *METRICS])
@@ -413,7 +424,13 @@ class _Loop:
 
     def _metrics(self, data: torch.Tensor, penalty: torch.Tensor, acc: float) -> dict[str, float]:
         d, p = torch.stack([data.detach().float().cpu(), penalty.detach().float().cpu()]).tolist()
-        return {"loss": d, "penalty": p, "total": d + p, "accuracy": acc, "time": time.perf_counter() - self.start}
+        return {
+            "loss": d,
+            "penalty": p,
+            "total": d + p,
+            "accuracy": acc,
+            "time": time.perf_counter() - self.start + self.s.time_offset,
+        }
 
     def _full_batch_epoch(self) -> dict[str, float]:
         s = self.s
@@ -453,7 +470,7 @@ class _Loop:
     def _minibatch_epoch(self) -> dict[str, float]:
         s = self.s
         n = s.inputs.shape[0]
-        order = torch.randperm(n, generator=self.gen).to(s.device)
+        order = torch.randperm(n, generator=s.generator).to(s.device)
         total_loss = torch.zeros((), device=s.device)
         outputs = torch.empty_like(self.t)
         for idx in torch.split(order, self.batch_size):
@@ -472,7 +489,7 @@ class _Loop:
 
     def run(self, bar: tqdm) -> None:
         s = self.s
-        for epoch in range(s.epochs + 1):
+        for epoch in range(s.start_epoch, s.epochs + 1):
             s.epoch = epoch
             for cb in self.callbacks:
                 cb.on_epoch_begin(s)
@@ -491,7 +508,7 @@ class _Loop:
                 s.status = "complete"
             for cb in self.callbacks:
                 cb.on_epoch_end(s)
-            if epoch:
+            if epoch > s.start_epoch:
                 bar.update(1)
             if s.status != "running":
                 return

@@ -1,0 +1,883 @@
+"""Reading and writing recordings (the only module of hud that imports h5py).
+
+A recording is one HDF5 file per run; ``data.schema`` owns its layout.  Writing
+is append-per-block with a commit protocol that survives SIGKILL: the rows of
+a block are written and flushed first, then the commit marker (the number of
+committed rows) is written and flushed in a second flush.  Readers see only
+committed rows; a half-written block past the marker is ignored, and resuming
+truncates it.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import queue
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any
+
+import h5py
+import numpy as np
+import pandas as pd
+
+from . import schema as S
+from ._version import __version__
+from .errors import FormatVersionError, NotRecordedError, ParameterError, RecordingError
+from .tasks import Probe
+
+__all__ = [
+    "RecordingWriter",
+    "BackgroundWriter",
+    "Recording",
+    "open_recording",
+    "library_versions",
+    "STATUSES",
+    "format_bytes",
+]
+
+#: statuses a recording can have; 'running' on disk after the writer died means interrupted
+STATUSES = ("running", "complete", "converged", "stopped", "diverged", "interrupted", "failed")
+_CHUNK_BYTES = 1 << 18  # target chunk size: 256 KiB
+_CACHE_BYTES = 64 << 20  # chunk cache per file: partially written chunks stay in memory between blocks
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of hud and the libraries a recording depends on."""
+    out = {
+        "hud": __version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "h5py": h5py.version.version,
+        "hdf5": h5py.version.hdf5_version,
+    }
+    for dist in ("torch", "pandas", "scikit-learn"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def format_bytes(n: float) -> str:
+    """A byte count for people: '7.8 KB', '15.6 MB'."""
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+def _json(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
+
+
+def _label(ds: h5py.Dataset, path: str) -> None:
+    for k, name in enumerate(S.dims(path, ds.ndim)):
+        ds.dims[k].label = name
+
+
+def _chunks(row_shape: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
+    row = int(np.prod(row_shape, dtype=np.int64)) * itemsize
+    rows = int(max(1, min(1024, _CHUNK_BYTES // max(row, 1))))
+    return (rows, *(max(1, s) for s in row_shape))
+
+
+# ----------------------------------------------------------------------------- writing
+
+
+class RecordingWriter:
+    """One recording file, open for appending blocks of epochs.
+
+    Parameters
+    ----------
+    path : str or PathLike
+    config : dict
+        The run's configuration, stored as JSON in the root attribute ``config``.
+    probe : Probe
+        The probe set (inputs, targets, labels).
+    grid : tuple (points, shape, extent), optional
+        The input-plane grid of a 2-D task.
+    attrs : dict, optional
+        More root attributes (JSON-encoded when not scalars): schedule, layers, modules.
+    mode : {'create', 'overwrite', 'resume'}
+        'create' refuses an existing file; 'overwrite' replaces it; 'resume'
+        opens it, drops rows past the commit marker and appends after them.
+    compression : {None, 'lzf', 'gzip'}
+        Compression of the epoch-indexed arrays (None by default: measured
+        cheaper than compressing on this kind of data; see docs).
+    parameter_names : sequence of str
+        Names of the parameter tensors, in the order of the ``parameter`` axis
+        of the norms and optimizer-state datasets.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        config: Mapping[str, Any] | None = None,
+        probe: Probe | None = None,
+        grid: tuple[np.ndarray, tuple[int, int], tuple[float, ...]] | None = None,
+        attrs: Mapping[str, Any] | None = None,
+        mode: str = "create",
+        compression: str | None = None,
+        parameter_names: Sequence[str] = (),
+    ) -> None:
+        if mode not in ("create", "overwrite", "resume"):
+            raise ParameterError(f"mode must be one of 'create', 'overwrite', 'resume'; got {mode!r}")
+        if compression not in (None, "lzf", "gzip"):
+            raise ParameterError(f"compression must be one of None, 'lzf', 'gzip'; got {compression!r}")
+        self.path = os.fspath(path)
+        self.compression = compression
+        self._slot = -1
+        if mode == "resume":
+            self._open_resume()
+            return
+        if os.path.exists(self.path) and mode == "create":
+            raise RecordingError(
+                f"path {self.path!r} already exists; pass overwrite=True (CLI: --force) to replace it, "
+                f"or resume=True to append to it"
+            )
+        parent = os.path.dirname(os.path.abspath(self.path))
+        if not os.path.isdir(parent):
+            raise RecordingError(f"path {self.path!r}: the folder {parent!r} does not exist")
+        try:
+            self.f = h5py.File(self.path, "w", rdcc_nbytes=_CACHE_BYTES, rdcc_nslots=100_003)
+        except OSError as exc:
+            raise RecordingError(f"cannot create recording {self.path!r}: {exc}") from None
+        f = self.f
+        f.attrs[S.ROOT_ATTRS.FORMAT] = S.FORMAT_NAME
+        f.attrs[S.ROOT_ATTRS.VERSION] = S.FORMAT_VERSION
+        f.attrs[S.ROOT_ATTRS.CONFIG] = _json(config or {})
+        f.attrs[S.ROOT_ATTRS.VERSIONS] = _json(library_versions())
+        f.attrs[S.ROOT_ATTRS.CREATED] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+        for key, value in (attrs or {}).items():
+            f.attrs[key] = value if isinstance(value, (str, int, float)) else _json(value)
+        self._set_status("running", -1, "")
+        f.create_dataset(S.COMMIT, data=np.array([0, -1], np.int64))
+        ep = f.create_dataset(S.EPOCH, shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(4096,))
+        _label(ep, S.EPOCH)
+        ep.make_scale("epoch")
+        if probe is not None:
+            for path, arr in (
+                (S.PROBE_INPUTS, probe.inputs),
+                (S.PROBE_TARGETS, probe.targets),
+                (S.PROBE_LABELS, probe.labels),
+            ):
+                _label(f.create_dataset(path, data=np.asarray(arr)), path)
+        if parameter_names:
+            names = f.create_dataset(S.PARAMETER_NAMES, data=np.array(list(parameter_names), dtype=h5py.string_dtype()))
+            _label(names, S.PARAMETER_NAMES)
+            names.make_scale("parameter")
+        if grid is not None:
+            points, shape, extent = grid
+            ds = f.create_dataset(S.GRID_POINTS, data=np.asarray(points, np.float32))
+            _label(ds, S.GRID_POINTS)
+            ds.attrs[S.GRID_SHAPE] = np.asarray(shape, np.int64)
+            ds.attrs[S.GRID_EXTENT] = np.asarray(extent, np.float64)
+        self.rows = 0
+        self.committed = 0
+        self.last_epoch = -1
+        f.flush()
+
+    # -- resume --------------------------------------------------------------------
+
+    def _open_resume(self) -> None:
+        rec = open_recording(self.path)  # validates format and version
+        rec.close()
+        try:
+            self.f = h5py.File(self.path, "r+", rdcc_nbytes=_CACHE_BYTES, rdcc_nslots=100_003)
+        except OSError as exc:
+            raise RecordingError(f"cannot open recording {self.path!r} to resume it: {exc}") from None
+        committed, slot = (int(v) for v in self.f[S.COMMIT][:2])
+        self._slot = slot
+        for path in self._epoch_paths():
+            ds = self.f[path]
+            if ds.shape[0] != committed:
+                ds.resize(committed, axis=0)
+        self.rows = self.committed = committed
+        self.last_epoch = int(self.f[S.EPOCH][committed - 1]) if committed else -1
+        self._set_status("running", self.last_epoch, "resumed")
+        self.f.flush()
+
+    def _epoch_paths(self) -> list[str]:
+        paths: list[str] = []
+
+        def visit(name: str, obj: Any) -> None:
+            if isinstance(obj, h5py.Dataset) and S.is_epoch_indexed(name):
+                paths.append(name)
+
+        self.f.visititems(visit)
+        return paths
+
+    def checkpoint(self) -> dict[str, np.ndarray]:
+        """The arrays of the checkpoint committed with the last commit ({} if none)."""
+        if self._slot < 0:
+            return {}
+        group = self.f.get(f"{S.CHECKPOINT}/slot{self._slot}")
+        return {} if group is None else {k: group[k][()] for k in group}
+
+    # -- appending -------------------------------------------------------------------
+
+    def _create(self, path: str, row: np.ndarray) -> h5py.Dataset:
+        dtype = row.dtype
+        fill = np.nan if dtype.kind == "f" else 0
+        ds = self.f.create_dataset(
+            path,
+            shape=(self.rows, *row.shape),
+            maxshape=(None, *row.shape),
+            dtype=dtype,
+            chunks=_chunks(row.shape, dtype.itemsize),
+            fillvalue=fill,
+            compression=self.compression,
+        )
+        _label(ds, path)
+        ds.dims[0].attach_scale(self.f[S.EPOCH])
+        if S.dims(path, ds.ndim)[1:2] == ("parameter",) and S.PARAMETER_NAMES in self.f:
+            ds.dims[1].attach_scale(self.f[S.PARAMETER_NAMES])
+        return ds
+
+    def append(self, block: Mapping[str, np.ndarray]) -> None:
+        """Append rows for some epochs (not yet committed).
+
+        Parameters
+        ----------
+        block : mapping of schema path to ndarray of shape (n_rows, ...)
+            Must hold ``schema.EPOCH`` (the epoch numbers, increasing and after
+            every epoch already written).  Datasets are created on first sight;
+            epoch-indexed datasets absent from the block get fill values (NaN).
+        """
+        epochs = np.asarray(block[S.EPOCH], np.int64)
+        k = len(epochs)
+        if k == 0:
+            return
+        if epochs[0] <= self.last_epoch or np.any(np.diff(epochs) <= 0):
+            raise RecordingError(f"epochs must increase past {self.last_epoch}; got {epochs[:5].tolist()}...")
+        start, end = self.rows, self.rows + k
+        f = self.f
+        for path in self._known_paths():
+            f[path].resize(end, axis=0)
+        for path, values in block.items():
+            values = np.asarray(values)
+            ds = f.get(path)
+            if ds is None:
+                ds = self._create(path, values[0])
+                ds.resize(end, axis=0)
+                self._paths.append(path)
+            ds[start:end] = values
+        self.rows = end
+        self.last_epoch = int(epochs[-1])
+
+    def _known_paths(self) -> list[str]:
+        if not hasattr(self, "_paths"):
+            self._paths = self._epoch_paths()
+        return self._paths
+
+    def commit(self, checkpoint: Mapping[str, np.ndarray] | None = None) -> int:
+        """Make every appended row durable: flush, then write and flush the marker.
+
+        Parameters
+        ----------
+        checkpoint : mapping of str to ndarray, optional
+            State at the last appended epoch (optimizer state, RNG), written to
+            the slot the current marker does not point at, before the marker.
+
+        Returns
+        -------
+        int
+            The number of committed rows.
+        """
+        slot = self._slot
+        if checkpoint:
+            slot = 1 - self._slot if self._slot >= 0 else 0
+            for key, value in checkpoint.items():
+                path = S.checkpoint(slot, key)
+                value = np.asarray(value)
+                ds = self.f.get(path)
+                if ds is not None and (ds.shape != value.shape or ds.dtype != value.dtype):
+                    del self.f[path]
+                    ds = None
+                if ds is None:
+                    self.f.create_dataset(path, data=value)
+                else:
+                    ds[...] = value
+        self.f.flush()  # the data first...
+        self.f[S.COMMIT][:] = np.array([self.rows, slot], np.int64)
+        self.f.flush()  # ...then, in a flush of its own, the marker that claims it
+        self.committed = self.rows
+        self._slot = slot
+        return self.committed
+
+    def _set_status(self, status: str, epoch: int, message: str) -> None:
+        self.f.attrs[S.ROOT_ATTRS.STATUS] = status
+        self.f.attrs[S.ROOT_ATTRS.STATUS_EPOCH] = int(epoch)
+        self.f.attrs[S.ROOT_ATTRS.STATUS_MESSAGE] = message
+
+    def close(self, status: str | None = None, *, epoch: int | None = None, message: str = "") -> None:
+        """Commit what is pending, set the final status, and close the file.
+
+        Parameters
+        ----------
+        status : str, optional
+            One of ``STATUSES``; default 'complete'.
+        epoch : int, optional
+            The epoch the status refers to; default the last committed epoch.
+        """
+        if not getattr(self, "f", None) or not self.f.id.valid:
+            return
+        try:
+            if self.rows != self.committed:
+                self.commit()
+            last = int(self.f[S.EPOCH][self.committed - 1]) if self.committed else -1
+            self._set_status(status or "complete", last if epoch is None else epoch, message)
+            self.f.flush()
+        finally:
+            self.f.close()
+
+
+@dataclass
+class _Item:
+    epoch: int
+    make_rows: Callable[[], tuple[dict[str, np.ndarray], dict[str, np.ndarray] | None]]
+    nbytes: int
+
+
+class BackgroundWriter:
+    """Appends epochs from a writer thread, committing in groups.
+
+    The training thread ``put``s a callable per epoch; the writer thread calls
+    it (it may convert tensors and compute norms), stacks the rows of every
+    epoch that arrived since the last commit into one block, appends and
+    commits it.  A commit happens at most every ``commit_every`` seconds while
+    epochs keep coming, and as soon as possible after that; a SIGKILL loses at
+    most the epochs not yet committed.  Memory is bounded: ``put`` waits while
+    more than ``max_buffer_bytes`` are queued.
+
+    Parameters
+    ----------
+    writer : RecordingWriter
+    commit_every : float
+        Seconds between group commits (0: commit every epoch on its own).
+    max_buffer_bytes : int
+    on_commit : callable, optional
+        Called in the writer thread with the last committed epoch.
+    """
+
+    def __init__(
+        self,
+        writer: RecordingWriter,
+        *,
+        commit_every: float = 0.25,
+        max_buffer_bytes: int = 256 << 20,
+        on_commit: Callable[[int], None] | None = None,
+    ) -> None:
+        self.writer = writer
+        self.commit_every = float(commit_every)
+        self.max_buffer_bytes = int(max_buffer_bytes)
+        self.on_commit = on_commit
+        self.error: BaseException | None = None
+        self.committed_epoch = writer.last_epoch
+        self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
+        self._buffered = 0
+        self._cond = threading.Condition()
+        self._put_count = 0
+        self._done_count = 0
+        self._closing = False
+        self._thread = threading.Thread(
+            target=self._run, name=f"hud-writer:{os.path.basename(writer.path)}", daemon=True
+        )
+        self._thread.start()
+
+    # -- training thread -------------------------------------------------------------
+
+    def put(self, epoch: int, make_rows: Callable[[], tuple[dict, dict | None]], nbytes: int) -> None:
+        """Queue one epoch.  Raises RecordingError if the writer has failed."""
+        self._raise_if_failed()
+        with self._cond:
+            while self._buffered > self.max_buffer_bytes and self.error is None:
+                self._cond.wait(0.1)
+            self._buffered += nbytes
+            self._put_count += 1
+        self._raise_if_failed()
+        self._queue.put(_Item(epoch, make_rows, nbytes))
+
+    def flush(self) -> None:
+        """Wait until every epoch put so far is committed."""
+        with self._cond:
+            target = self._put_count
+            self._queue.put(None)  # wake the writer: commit now
+            while self._done_count < target and self.error is None and self._thread.is_alive():
+                self._cond.wait(0.1)
+        self._raise_if_failed()
+
+    def close(self, status: str | None = None, *, epoch: int | None = None, message: str = "") -> None:
+        """Write and commit everything queued, set the status, close the file, stop the thread."""
+        self._closing = True
+        self._queue.put(None)
+        self._thread.join()
+        if self.error is not None:
+            try:
+                self.writer.close("failed", message=f"{type(self.error).__name__}: {self.error}")
+            except Exception:  # the disk may still be full: the committed epochs stay readable
+                pass
+            self._raise_if_failed()
+        self.writer.close(status, epoch=epoch, message=message)
+
+    def _raise_if_failed(self) -> None:
+        if self.error is not None:
+            raise RecordingError(
+                f"recording to {self.writer.path!r} stopped: {self.error} "
+                f"(epochs up to {self.committed_epoch} are committed and readable)"
+            ) from self.error
+
+    # -- writer thread -------------------------------------------------------------
+
+    def _take(self) -> list[_Item]:
+        """Block for the next epochs: everything that arrives within commit_every of the first."""
+        items: list[_Item] = []
+        first = self._queue.get()
+        if first is None:
+            return items
+        items.append(first)
+        deadline = time.monotonic() + self.commit_every
+        while True:
+            timeout = deadline - time.monotonic()
+            try:
+                item = self._queue.get(timeout=max(timeout, 0)) if timeout > 0 else self._queue.get_nowait()
+            except queue.Empty:
+                return items
+            if item is None:  # flush or close: commit what we have now
+                return items
+            items.append(item)
+
+    def _run(self) -> None:
+        while True:
+            try:
+                items = self._take()
+                if items:
+                    self._write(items)
+                if self._closing and self._queue.empty():
+                    return
+            except BaseException as exc:  # noqa: BLE001 - reported to the training thread
+                self.error = exc
+                with self._cond:
+                    self._cond.notify_all()
+                return
+
+    def _write(self, items: list[_Item]) -> None:
+        rows: list[dict[str, np.ndarray]] = []
+        checkpoint = None
+        for item in items:
+            row, ckpt = item.make_rows()
+            row[S.EPOCH] = np.int64(item.epoch)
+            rows.append(row)
+            checkpoint = ckpt if ckpt is not None else checkpoint
+        for group in _same_keys(rows):
+            self.writer.append({k: np.stack([r[k] for r in group]) for k in group[0]})
+        self.writer.commit(checkpoint)
+        self.committed_epoch = items[-1].epoch
+        with self._cond:
+            self._buffered -= sum(i.nbytes for i in items)
+            self._done_count += len(items)
+            self._cond.notify_all()
+        if self.on_commit is not None:
+            self.on_commit(self.committed_epoch)
+
+
+def _same_keys(rows: list[dict[str, np.ndarray]]) -> Iterable[list[dict[str, np.ndarray]]]:
+    """Consecutive runs of rows with the same keys (each run is stacked into one block)."""
+    group: list[dict[str, np.ndarray]] = []
+    for row in rows:
+        if group and row.keys() != group[0].keys():
+            yield group
+            group = []
+        group.append(row)
+    if group:
+        yield group
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+def open_recording(path: str | os.PathLike) -> Recording:
+    """Open a recording for lazy reading.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        A ``.h5`` file written by hud.
+
+    Returns
+    -------
+    Recording
+
+    Raises
+    ------
+    RecordingError
+        The path does not exist, is not HDF5, is truncated or corrupted, or is
+        not a hud recording.
+    FormatVersionError
+        The file was written in a newer format version than this hud reads.
+    """
+    return Recording(path)
+
+
+class Recording:
+    """A recording opened read-only; arrays are read only when asked for.
+
+    Every accessor sees the committed epochs only: rows past the commit marker
+    (a block being written when the run was killed) are ignored.
+
+    Use as a context manager, or call :meth:`close`.
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = os.fspath(path)
+        if not os.path.exists(self.path):
+            raise RecordingError(f"path {self.path!r} does not exist")
+        if os.path.isdir(self.path):
+            raise RecordingError(f"path {self.path!r} is a folder, not a recording (.h5 file)")
+        if not h5py.is_hdf5(self.path):
+            raise RecordingError(f"path {self.path!r} is not an HDF5 file (truncated, corrupted, or another format)")
+        try:
+            self.f = h5py.File(self.path, "r", locking=False)
+        except OSError as exc:
+            raise RecordingError(
+                f"path {self.path!r} could not be opened as HDF5 (truncated or corrupted?): {exc}"
+            ) from None
+        try:
+            self._check_format()
+            self.n = int(self.f[S.COMMIT][0])
+            self._epochs = self.f[S.EPOCH][: self.n].astype(np.int64)
+        except (KeyError, OSError, ValueError) as exc:
+            self.f.close()
+            raise RecordingError(f"path {self.path!r} is a damaged recording: {exc}") from None
+        self._index = {int(e): i for i, e in enumerate(self._epochs)}
+
+    def _check_format(self) -> None:
+        attrs = self.f.attrs
+        if attrs.get(S.ROOT_ATTRS.FORMAT) != S.FORMAT_NAME:
+            self.f.close()
+            raise RecordingError(
+                f"path {self.path!r} is an HDF5 file but not a hud recording "
+                f"(no {S.ROOT_ATTRS.FORMAT}={S.FORMAT_NAME!r} attribute)"
+            )
+        version = int(attrs.get(S.ROOT_ATTRS.VERSION, -1))
+        if version > S.FORMAT_VERSION or version < 1:
+            self.f.close()
+            raise FormatVersionError(
+                f"recording {self.path!r} has format_version {version}; this hud ({__version__}) reads format "
+                f"versions 1 to {S.FORMAT_VERSION}: upgrade hud to read it"
+            )
+
+    # -- context -----------------------------------------------------------------------
+
+    def close(self) -> None:
+        if self.f.id.valid:
+            self.f.close()
+
+    def __enter__(self) -> Recording:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<Recording {self.path!r}: {len(self._epochs)} epochs, layers {self.layers}, {self.status_text}>"
+
+    # -- what the file says about itself ---------------------------------------------
+
+    def _json_attr(self, key: str, default: Any = None) -> Any:
+        raw = self.f.attrs.get(key)
+        return default if raw is None else json.loads(raw)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The run's configuration: task, network, loss, optimizer, training."""
+        return self._json_attr(S.ROOT_ATTRS.CONFIG, {})
+
+    @property
+    def versions(self) -> dict[str, str]:
+        """Versions of hud and its libraries that wrote the file."""
+        return self._json_attr(S.ROOT_ATTRS.VERSIONS, {})
+
+    @property
+    def format_version(self) -> int:
+        return int(self.f.attrs[S.ROOT_ATTRS.VERSION])
+
+    @property
+    def status(self) -> str:
+        """'complete', 'converged', 'stopped', 'diverged', 'failed', or 'interrupted'.
+
+        A file whose writer died without closing it (SIGKILL, power loss) still
+        says 'running' on disk; it is reported as 'interrupted'.
+        """
+        raw = str(self.f.attrs.get(S.ROOT_ATTRS.STATUS, "interrupted"))
+        return "interrupted" if raw == "running" else raw
+
+    @property
+    def status_epoch(self) -> int:
+        """The epoch the status refers to (the last committed epoch when interrupted)."""
+        if str(self.f.attrs.get(S.ROOT_ATTRS.STATUS)) == "running":
+            return self.last_epoch
+        return int(self.f.attrs.get(S.ROOT_ATTRS.STATUS_EPOCH, self.last_epoch))
+
+    @property
+    def status_text(self) -> str:
+        """E.g. 'complete', 'interrupted at epoch 812', 'diverged at epoch 40'."""
+        s = self.status
+        if s in ("complete",):
+            return s
+        msg = str(self.f.attrs.get(S.ROOT_ATTRS.STATUS_MESSAGE, ""))
+        text = f"{s} at epoch {self.status_epoch}"
+        return f"{text} ({msg})" if s == "failed" and msg else text
+
+    @property
+    def epochs(self) -> np.ndarray:
+        """ndarray of shape (n_recorded,): the committed epochs, increasing."""
+        return self._epochs.copy()
+
+    @property
+    def last_epoch(self) -> int:
+        return int(self._epochs[-1]) if len(self._epochs) else -1
+
+    @property
+    def layers(self) -> list[str]:
+        """Recorded layer names in network order (``output`` last)."""
+        stored = self._json_attr(S.ROOT_ATTRS.LAYERS)
+        group = self.f.get(S.LAYERS)
+        present = list(group) if group is not None else []
+        return [n for n in stored if n in present] if stored else present
+
+    def layer_shape(self, layer: str) -> tuple[int, int]:
+        """(n_samples, n_units) of a layer."""
+        return tuple(self._layer_ds(layer).shape[1:])  # type: ignore[return-value]
+
+    @property
+    def layer_shapes(self) -> dict[str, tuple[int, int]]:
+        """{layer: (n_samples, n_units)}."""
+        return {name: self.layer_shape(name) for name in self.layers}
+
+    @property
+    def parameter_names(self) -> list[str]:
+        group = self.f.get(S.PARAMETERS)
+        stored = self.f.get(S.PARAMETER_NAMES)
+        if stored is not None:
+            return [n.decode() if isinstance(n, bytes) else str(n) for n in stored[()]]
+        return list(group) if group is not None else []
+
+    @property
+    def probe(self) -> Probe:
+        """The probe set the activations were recorded on."""
+        f = self.f
+        inputs = f[S.PROBE_INPUTS][()]
+        n = len(inputs)
+        targets = f[S.PROBE_TARGETS][()] if S.PROBE_TARGETS in f else np.zeros((n, 0), np.float32)
+        labels = f[S.PROBE_LABELS][()] if S.PROBE_LABELS in f else np.full(n, -1, np.int64)
+        return Probe(inputs, targets, labels)
+
+    @property
+    def grid(self) -> tuple[np.ndarray, tuple[int, int], tuple[float, float, float, float]] | None:
+        """(points (n_grid, 2), (ny, nx), (x_min, x_max, y_min, y_max)) for 2-D tasks, else None."""
+        ds = self.f.get(S.GRID_POINTS)
+        if ds is None:
+            return None
+        return ds[()], tuple(int(v) for v in ds.attrs[S.GRID_SHAPE]), tuple(float(v) for v in ds.attrs[S.GRID_EXTENT])
+
+    # -- arrays --------------------------------------------------------------------------
+
+    def _rows(self, epochs: int | Sequence[int] | np.ndarray | None) -> np.ndarray | slice:
+        if epochs is None:
+            return slice(0, self.n)
+        wanted = np.atleast_1d(np.asarray(epochs, dtype=np.int64))
+        rows = []
+        for e in wanted.tolist():
+            row = self._index.get(e)
+            if row is None:
+                raise NotRecordedError(
+                    f"epoch {e} was not recorded in {self.path!r}; nearest recorded: {self._nearest(e)}"
+                )
+            rows.append(row)
+        return np.asarray(rows, np.int64)
+
+    def _nearest(self, epoch: int) -> str:
+        if not len(self._epochs):
+            return "(none: no epoch is committed)"
+        order = np.argsort(np.abs(self._epochs - epoch), kind="stable")[:2]
+        return ", ".join(str(int(e)) for e in sorted(self._epochs[order]))
+
+    @staticmethod
+    def _read(ds: h5py.Dataset, rows: np.ndarray | slice) -> np.ndarray:
+        if isinstance(rows, slice):
+            return ds[rows]
+        if len(rows) == 0:
+            return np.empty((0, *ds.shape[1:]), ds.dtype)
+        order = np.argsort(rows, kind="stable")
+        uniq, inverse = np.unique(rows[order], return_inverse=True)
+        data = ds[uniq]  # h5py fancy indexing needs increasing indices; reads only those chunks
+        out = np.empty((len(rows), *ds.shape[1:]), ds.dtype)
+        out[order] = data[inverse]
+        return out
+
+    def _layer_ds(self, layer: str, kind: str = S.ACTIVATION) -> h5py.Dataset:
+        if kind not in S.LAYER_KINDS:
+            raise ParameterError(f"kind must be one of {', '.join(S.LAYER_KINDS)}; got {kind!r}")
+        ds = self.f.get(S.layer(layer, kind)) if layer and "/" not in layer else None
+        if ds is None:
+            if layer in self.layers:
+                raise NotRecordedError(
+                    f"layer {layer!r} has no {kind} in {self.path!r} (record with "
+                    f"preactivation=True to keep pre-activations)"
+                )
+            raise NotRecordedError(
+                f"layer {layer!r} is not in {self.path!r}; recorded layers: {', '.join(self.layers) or '(none)'}"
+            )
+        return ds
+
+    def activations(
+        self, layer: str, epochs: int | Sequence[int] | None = None, *, kind: str = S.ACTIVATION
+    ) -> np.ndarray:
+        """One layer's activations on the probe set, reading only the epochs asked for.
+
+        Parameters
+        ----------
+        layer : str
+            A name from :attr:`layers`.
+        epochs : int or sequence of int, optional
+            Recorded epochs (default: all committed).  A single int drops the epoch axis.
+        kind : {'activation', 'preactivation'}
+
+        Returns
+        -------
+        ndarray of shape (n_epochs, n_samples, n_units), or (n_samples, n_units) for one epoch
+        """
+        ds = self._layer_ds(layer, kind)
+        out = self._read(ds, self._rows(epochs))
+        return out[0] if np.isscalar(epochs) else out
+
+    def parameters(self, epoch: int) -> dict[str, np.ndarray]:
+        """Every parameter at one recorded epoch, by name (a state dict of numpy arrays).
+
+        Parameters
+        ----------
+        epoch : int
+
+        Returns
+        -------
+        dict of str to ndarray
+        """
+        rows = self._rows(int(epoch))
+        return {name: self._read(self.f[S.parameter(name)], rows)[0] for name in self.parameter_names}
+
+    def parameter(self, name: str, epochs: int | Sequence[int] | None = None) -> np.ndarray:
+        """One parameter over epochs: ndarray of shape (n_epochs, *shape)."""
+        if name not in self.parameter_names:
+            raise NotRecordedError(
+                f"parameter {name!r} is not in {self.path!r}; recorded: {', '.join(self.parameter_names) or '(none)'}"
+            )
+        out = self._read(self.f[S.parameter(name)], self._rows(epochs))
+        return out[0] if np.isscalar(epochs) else out
+
+    @property
+    def metrics(self) -> pd.DataFrame:
+        """Per-epoch metrics: one row per recorded epoch (index ``epoch``), one column per metric."""
+        group = self.f.get(S.METRICS)
+        cols = {name: group[name][: self.n] for name in group} if group is not None else {}
+        order = [c for c in ("loss", "penalty", "total", "accuracy", "time") if c in cols]
+        order += sorted(c for c in cols if c not in order)
+        return pd.DataFrame({c: cols[c] for c in order}, index=pd.Index(self._epochs, name="epoch"))
+
+    def norms(self, kind: str = "gradient") -> pd.DataFrame:
+        """Per-parameter gradient or update L2 norms: rows epochs, columns parameter names."""
+        if kind not in S.NORM_KINDS:
+            raise ParameterError(f"kind must be one of {', '.join(S.NORM_KINDS)}; got {kind!r}")
+        return self._per_parameter(S.norm(kind), f"{kind} norms")
+
+    @property
+    def optimizer_states(self) -> list[str]:
+        """Names of the recorded optimizer-state norms (momentum, adam_m, adam_v, ...)."""
+        group = self.f.get(S.OPTIMIZER)
+        return list(group) if group is not None else []
+
+    def optimizer_state(self, name: str) -> pd.DataFrame:
+        """Norms of one optimizer state per parameter: rows epochs, columns parameter names."""
+        if name not in self.optimizer_states:
+            raise NotRecordedError(
+                f"optimizer state {name!r} is not in {self.path!r}; recorded: "
+                f"{', '.join(self.optimizer_states) or '(none)'}"
+            )
+        return self._per_parameter(S.optimizer_state(name), name)
+
+    def _per_parameter(self, path: str, what: str) -> pd.DataFrame:
+        ds = self.f.get(path)
+        if ds is None:
+            raise NotRecordedError(f"{what} are not in {self.path!r}")
+        return pd.DataFrame(
+            ds[: self.n],
+            index=pd.Index(self._epochs, name="epoch"),
+            columns=pd.Index(self.parameter_names, name="parameter"),
+        )
+
+    def checkpoint(self) -> dict[str, np.ndarray]:
+        """The optimizer state and RNG state at the last committed epoch ({} if none)."""
+        slot = int(self.f[S.COMMIT][1])
+        group = self.f.get(f"{S.CHECKPOINT}/slot{slot}") if slot >= 0 else None
+        return {} if group is None else {k: group[k][()] for k in group}
+
+    # -- summary -----------------------------------------------------------------------
+
+    @property
+    def size_on_disk(self) -> int:
+        return os.path.getsize(self.path)
+
+    def summary(self) -> str:
+        """A few lines for people: task, network, loss, optimizer, epochs, layers, size, status."""
+        cfg = self.config
+        task = cfg.get("task", {})
+        net = cfg.get("network", {})
+        opt = cfg.get("optimizer", {})
+        loss = cfg.get("loss", {})
+        task_txt = task.get("name", "?") + _opts(task, skip=("name",))
+        if "hidden" in net:
+            sizes = [net.get("n_inputs"), *net["hidden"], net.get("n_outputs")]
+            net_txt = (
+                "-".join(str(s) for s in sizes)
+                + f" {net.get('architecture', 'mlp')}, "
+                + (net["activation"] if isinstance(net.get("activation"), str) else ",".join(net.get("activation", [])))
+            )
+        else:
+            net_txt = str(net.get("class", "?"))
+        loss_txt = loss.get("name", "?") + (
+            f", weight decay {loss['weight_decay']:g}" if loss.get("weight_decay") else ""
+        )
+        lines = [
+            f"recording  {self.path}",
+            f"task       {task_txt}",
+            f"network    {net_txt}",
+            f"loss       {loss_txt}",
+            f"optimizer  {opt.get('name', '?')}{_opts(opt, skip=('name',))}",
+            f"epochs     {len(self._epochs)} recorded"
+            + (f", {int(self._epochs[0])}..{self.last_epoch}" if len(self._epochs) else ""),
+            "layers     " + (", ".join(f"{n} {s[0]}x{s[1]}" for n, s in self.layer_shapes.items()) or "(none)"),
+            f"size       {format_bytes(self.size_on_disk)}",
+            f"status     {self.status_text}",
+            f"format     {S.FORMAT_NAME} v{self.format_version}, written by hud {self.versions.get('hud', '?')}",
+        ]
+        return "\n".join(lines)
+
+
+def _opts(d: Mapping[str, Any], skip: Sequence[str]) -> str:
+    items = [f"{k}={v}" for k, v in d.items() if k not in skip and v is not None]
+    return f" ({', '.join(items)})" if items else ""
+
+
+def free_space(path: str | os.PathLike) -> int:
+    """Free bytes on the file system holding ``path`` (or its folder)."""
+    folder = os.path.dirname(os.path.abspath(os.fspath(path)))
+    return shutil.disk_usage(folder).free

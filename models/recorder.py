@@ -1,0 +1,838 @@
+"""The Recorder: hidden-layer activations, parameters, norms and metrics, every scheduled epoch, into HDF5.
+
+Three ways to use it:
+
+- as a callback of ``train``: ``train(net, task, callbacks=[Recorder("run.h5")])``;
+- from a hand-written loop, in three lines::
+
+      with Recorder("run.h5", probe=x_probe, epochs=n_epochs) as rec:   # open
+          for epoch in range(n_epochs + 1):
+              ...                                                       # your training step
+              rec.record(model, epoch, metrics={"loss": loss.item()}, optimizer=opt)
+
+- on CUDA: copies leave the device asynchronously (pinned host buffers and a
+  CUDA event); the writer thread waits for the event, not the training thread.
+
+Forward hooks on named modules capture each layer's output.  In full-batch
+training whose probe set is the training set, the training forward pass
+itself is captured (no extra probe pass); otherwise a probe pass runs under
+``torch.no_grad()`` in eval mode.  A writer thread turns the captured tensors
+into rows, computes the norms and appends them in group commits (see
+``data.recording.BackgroundWriter``).
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import math
+import signal
+import sys
+import threading
+import time
+import warnings
+import weakref
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from data import schema as S
+from data.errors import ParameterError, RecordingError, check_choice, check_number
+from data.recording import BackgroundWriter, Recording, RecordingWriter, format_bytes, free_space
+from data.tasks import Probe, Task
+
+from .networks import Dense, Network, NetworkConfig, build_network
+from .optim import STATE_KEYS, state_keys
+from .training import Callback, TrainState
+
+__all__ = ["Recorder", "Schedule", "COURSE_EPOCHS", "load_network"]
+
+#: the course's plot epochs: 50, then 1, 1.5, 2, 3, 5, 7 times each power of ten from 100 on
+COURSE_MANTISSAS = (1.0, 1.5, 2.0, 3.0, 5.0, 7.0)
+COURSE_EPOCHS = (50, 100, 150, 200, 300, 500, 700, 1000, 1500, 2000, 3000, 5000, 7000, 10000)
+_ACTIVATION_MODULES = (
+    nn.Tanh,
+    nn.Sigmoid,
+    nn.ReLU,
+    nn.LeakyReLU,
+    nn.ELU,
+    nn.GELU,
+    nn.SiLU,
+    nn.Softplus,
+    nn.Hardtanh,
+    nn.ReLU6,
+    nn.Mish,
+    nn.SELU,
+    nn.CELU,
+    nn.Softsign,
+    nn.Tanhshrink,
+)
+_MODE_DEPENDENT = (nn.Dropout, nn.modules.batchnorm._BatchNorm, nn.AlphaDropout)
+_OPEN: weakref.WeakSet[Recorder] = weakref.WeakSet()
+
+
+class Schedule:
+    """Which epochs get recorded.  Epoch 0 and the last epoch always are.
+
+    Parameters
+    ----------
+    spec : 'every', int, 'log', 'course', or sequence of int
+        'every' epoch; every k epochs (an int k >= 1); 'log': about ten epochs
+        per decade (1, 2, 3, 4, 5, 6, 8, 10, 13, 16, 20, 25, ...); 'course': the
+        course's plot epochs (50, 100, 150, 200, 300, 500, 700, 1000, 1500, ...);
+        or an explicit list of epochs.
+    """
+
+    def __init__(self, spec: str | int | Sequence[int] = "every") -> None:
+        self.spec = spec
+        if isinstance(spec, bool):
+            raise ParameterError(
+                f"schedule must be 'every', 'log', 'course', an int >= 1 or a list of epochs; got {spec!r}"
+            )
+        if isinstance(spec, str):
+            check_choice("schedule", spec, ("every", "log", "course"))
+            self._explicit: frozenset[int] | None = None
+        elif isinstance(spec, (int, np.integer)):
+            check_number("schedule", int(spec), low=1, integer=True)
+            self.spec = int(spec)
+            self._explicit = None
+        else:
+            try:
+                epochs = [int(e) for e in spec]
+            except (TypeError, ValueError):
+                raise ParameterError(
+                    f"schedule must be 'every', 'log', 'course', an int >= 1 or a list of epochs; got {spec!r}"
+                ) from None
+            if any(e < 0 for e in epochs):
+                raise ParameterError(f"schedule epochs must be >= 0; got {sorted(epochs)[:5]}")
+            self._explicit = frozenset(epochs)
+            self.spec = sorted(self._explicit)
+
+    def __contains__(self, epoch: int) -> bool:
+        if epoch == 0:
+            return True
+        spec = self.spec
+        if self._explicit is not None:
+            return epoch in self._explicit
+        if spec == "every":
+            return True
+        if isinstance(spec, int):
+            return epoch % spec == 0
+        if spec == "log":
+            i = round(10 * math.log10(epoch))
+            return any(round(10 ** (j / 10)) == epoch for j in (i - 1, i, i + 1))
+        if epoch == 50:
+            return True
+        if epoch < 100:
+            return False
+        decade = 10 ** (len(str(epoch)) - 1)
+        return epoch / decade in COURSE_MANTISSAS
+
+    def epochs(self, last: int) -> list[int]:
+        """The epochs recorded in a run of ``last`` epochs (0 and ``last`` included)."""
+        if self.spec == "every":
+            return list(range(last + 1))
+        return sorted({e for e in range(last + 1) if e in self} | {0, last})
+
+    def to_json(self) -> Any:
+        return self.spec
+
+
+def _default_layers(model: nn.Module) -> list[str]:
+    if isinstance(model, Network):
+        return model.hidden_layers
+    names = [name for name, m in model.named_modules() if name and isinstance(m, _ACTIVATION_MODULES)]
+    if not names:
+        raise ParameterError(
+            "layers must be given for this model: it has no activation modules (nn.Tanh, nn.ReLU, ...) to "
+            f"record by default; named modules: {', '.join(n for n, _ in model.named_modules() if n) or '(none)'}"
+        )
+    return names
+
+
+def _flat(tensors: Sequence[torch.Tensor | None], sizes: Sequence[int], like: torch.Tensor) -> torch.Tensor:
+    parts = [
+        t.detach().reshape(-1) if t is not None else like.new_full((n,), float("nan")) for t, n in zip(tensors, sizes)
+    ]
+    return torch.cat(parts) if parts else like.new_empty(0)
+
+
+def _host(t: torch.Tensor) -> torch.Tensor:
+    """A host copy: asynchronous into pinned memory for CUDA tensors, a plain copy on the CPU."""
+    if t.device.type == "cpu":
+        return t
+    buf = torch.empty(t.shape, dtype=t.dtype, pin_memory=True)
+    buf.copy_(t, non_blocking=True)
+    return buf
+
+
+class Recorder(Callback):
+    """Record hidden layers, the output, parameters, norms and metrics into one HDF5 file.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The recording to write (``.h5``).  An existing file is an error unless
+        ``overwrite=True`` or ``resume=True``.
+    layers : sequence of str, optional
+        Module names (from ``model.named_modules()``) whose outputs are
+        recorded.  Default: a hud network's hidden layers (``hidden1``, ...);
+        for another model, its activation modules (nn.Tanh, nn.ReLU, ...).
+        The network output is always recorded as the layer ``output``.
+    probe : Probe, Task, array or tensor of shape (n_samples, n_inputs), optional
+        The inputs whose activations are recorded.  Default under ``train``:
+        the task's probe set; required when recording by hand.
+    schedule : 'every', int, 'log', 'course' or list of int
+        See :class:`Schedule`.
+    preactivation : bool
+        Also record each layer's pre-activation (a hud layer's ``linear``
+        output, or the input of an activation module).
+    loss : Loss, optional
+        Gives the output non-linearity (sigmoid, softmax) of the recorded
+        output; ``train`` supplies it.  Without it the output is the model's return.
+    optimizer : torch.optim.Optimizer, optional
+        Whose state norms (momentum, Adam's m and v) are recorded; ``train`` supplies it.
+    config : dict, optional
+        Stored as the run's config (``train`` supplies the full config).
+    epochs : int, optional
+        The last epoch, when recording by hand: it is then always recorded,
+        and the expected size can be printed.
+    resume : bool
+        Append to an existing recording after its last committed epoch; under
+        ``train``, also restore the weights, optimizer state and RNG of that epoch.
+    overwrite : bool
+        Replace an existing file.
+    commit_every : float
+        Seconds between group commits: a SIGKILL loses at most the epochs of
+        this last interval.  0 commits every epoch on its own (slower for tiny nets).
+    max_buffer_bytes : int
+        Memory the queue between training and the writer thread may hold.
+    compression : {None, 'lzf', 'gzip'}
+    verbose : bool
+        Print the expected size on disk before recording starts.
+    on_commit : callable, optional
+        Called from the writer thread with the last committed epoch.
+    """
+
+    def __init__(
+        self,
+        path: Any,
+        *,
+        layers: Sequence[str] | None = None,
+        probe: Probe | Task | np.ndarray | torch.Tensor | None = None,
+        schedule: str | int | Sequence[int] = "every",
+        preactivation: bool = False,
+        loss: Any = None,
+        optimizer: torch.optim.Optimizer | None = None,
+        config: Mapping[str, Any] | None = None,
+        epochs: int | None = None,
+        resume: bool = False,
+        overwrite: bool = False,
+        commit_every: float = 0.25,
+        max_buffer_bytes: int = 256 << 20,
+        compression: str | None = None,
+        verbose: bool = True,
+        on_commit: Any = None,
+    ) -> None:
+        import os
+
+        if not isinstance(path, (str, os.PathLike)):
+            raise ParameterError(f"path must be a file path (str or PathLike); got {type(path).__name__}")
+        self.path = os.fspath(path)
+        self.schedule = schedule if isinstance(schedule, Schedule) else Schedule(schedule)
+        if layers is not None and (isinstance(layers, str) or not all(isinstance(n, str) for n in layers)):
+            raise ParameterError(f"layers must be a list of module names; got {layers!r}")
+        self.layers = list(layers) if layers is not None else None
+        self.preactivation = bool(preactivation)
+        self.loss = loss
+        self.optimizer = optimizer
+        self.config = dict(config) if config else None
+        self.epochs = None if epochs is None else int(check_number("epochs", epochs, low=0, integer=True))
+        if resume and overwrite:
+            raise ParameterError("resume and overwrite must not both be true; got both")
+        self.resume = bool(resume)
+        self.overwrite = bool(overwrite)
+        self.commit_every = float(check_number("commit_every", commit_every, low=0))
+        self.max_buffer_bytes = int(check_number("max_buffer_bytes", max_buffer_bytes, low=1, integer=True))
+        check_choice("compression", compression, (None, "lzf", "gzip"))
+        self.compression = compression
+        self.verbose = bool(verbose)
+        self.on_commit = on_commit
+        self._probe = self._as_probe(probe) if probe is not None else None
+        self._writer: BackgroundWriter | None = None
+        self._model: nn.Module | None = None
+        self._handles: list[Any] = []
+        self._captured: dict[str, torch.Tensor] = {}
+        self._armed = False
+        self._reuse = False
+        self._last_recorded = -1
+        self._prev: tuple[int, torch.Tensor] | None = None
+        self._t0 = time.perf_counter()
+        self._old_sigterm: Any = None
+        self.closed = False
+
+    # ------------------------------------------------------------------ setup
+
+    @staticmethod
+    def _as_probe(probe: Any) -> Probe:
+        if isinstance(probe, Task):
+            return probe.probe
+        if isinstance(probe, Probe):
+            return probe
+        if isinstance(probe, (tuple, list)) and len(probe) in (2, 3) and not np.isscalar(probe[0]):
+            inputs = np.asarray(probe[0], np.float32)
+            targets = np.asarray(probe[1], np.float32).reshape(len(inputs), -1)
+            labels = np.asarray(probe[2], np.int64) if len(probe) == 3 else np.full(len(inputs), -1, np.int64)
+            return Probe(inputs, targets, labels)
+        arr = probe.detach().cpu().numpy() if isinstance(probe, torch.Tensor) else np.asarray(probe)
+        if arr.ndim != 2 or arr.shape[0] < 1:
+            raise ParameterError(f"probe must have shape (n_samples, n_inputs); got shape {arr.shape}")
+        arr = arr.astype(np.float32)
+        return Probe(arr, np.zeros((len(arr), 0), np.float32), np.full(len(arr), -1, np.int64))
+
+    def _resolve_layers(self, model: nn.Module) -> dict[str, nn.Module]:
+        modules = dict(model.named_modules())
+        names = self.layers if self.layers is not None else _default_layers(model)
+        out = {}
+        for name in names:
+            if name == "output":
+                continue
+            if name not in modules or not name:
+                raise ParameterError(
+                    f"layer {name!r} is not a module of this model; named modules: {', '.join(n for n in modules if n)}"
+                )
+            out[name] = modules[name]
+        return out
+
+    def _attach(self, model: nn.Module) -> None:
+        self._model = model
+        self._modules = self._resolve_layers(model)
+        self._clone = not isinstance(model, Network)  # a user's model may modify outputs in place
+        for name, module in self._modules.items():
+            self._handles.append(module.register_forward_hook(self._hook(name)))
+            if self.preactivation:
+                self._handles.append(self._pre_hook(name, module))
+        self._handles.append(model.register_forward_hook(self._hook("output")))
+        self._params = [(n, p) for n, p in model.named_parameters()]
+        self._sizes = [p.numel() for _, p in self._params]
+        self._offsets = np.concatenate([[0], np.cumsum(self._sizes)]).astype(np.int64)
+        self._mode_dependent = any(isinstance(m, _MODE_DEPENDENT) for m in model.modules())
+
+    def _hook(self, name: str):
+        def hook(module: nn.Module, inputs: Any, output: Any) -> None:
+            if self._armed:
+                out = output.detach()
+                self._captured[name] = out.clone() if self._clone else out
+
+        return hook
+
+    def _pre_hook(self, name: str, module: nn.Module):
+        key = f"{name}:pre"
+        if isinstance(module, Dense):
+            return module.linear.register_forward_hook(
+                lambda m, i, o: self._armed and self._captured.__setitem__(key, o.detach())
+            )
+        if isinstance(module, _ACTIVATION_MODULES):
+            return module.register_forward_pre_hook(
+                lambda m, i: self._armed and self._captured.__setitem__(key, i[0].detach().clone())
+            )
+        raise ParameterError(
+            f"preactivation=True needs each layer to be a hud layer or an activation module; "
+            f"layer {name!r} is a {type(module).__name__}"
+        )
+
+    def _probe_pass(self, model: nn.Module) -> None:
+        device = next(model.parameters()).device if any(True for _ in model.parameters()) else torch.device("cpu")
+        x = self._probe_x if self._probe_x.device == device else self._probe_x.to(device)
+        self._probe_x = x
+        was_training = model.training
+        self._armed = True
+        try:
+            with torch.no_grad():
+                if was_training and self._mode_dependent:
+                    model.eval()
+                model(x)
+        finally:
+            self._armed = False
+            if was_training and self._mode_dependent:
+                model.train()
+
+    def _open(
+        self,
+        model: nn.Module,
+        *,
+        probe: Probe,
+        config: Mapping[str, Any],
+        grid: Any,
+        epochs: int | None,
+        optimizer: Any,
+    ) -> None:
+        if self._model is not None:
+            raise ParameterError("a Recorder records one model once; create a new Recorder for another run")
+        self._attach(model)
+        self.probe = probe
+        self._probe_x = torch.tensor(probe.inputs)
+        self._probe_pass(model)  # learns the layers' shapes
+        shapes = {name: tuple(t.shape) for name, t in self._captured.items()}
+        self._captured.clear()
+        for name, shape in shapes.items():
+            if len(shape) != 2:
+                raise ParameterError(
+                    f"layer {name!r} outputs shape {shape}; recorded layers must output (n_samples, n_units)"
+                )
+        self._layer_names = [*self._modules, "output"]
+        modules = {name: name for name in self._modules}
+        modules["output"] = "" if not isinstance(model, Network) else "output"
+        attrs = {
+            S.ROOT_ATTRS.SCHEDULE: self.schedule.to_json(),
+            S.ROOT_ATTRS.LAYERS: self._layer_names,
+            S.ROOT_ATTRS.MODULES: modules,
+        }
+        self._opt_keys = state_keys(optimizer) if optimizer is not None else []
+        mode = "resume" if self.resume else ("overwrite" if self.overwrite else "create")
+        import os
+
+        if mode == "resume" and not os.path.exists(self.path):
+            mode = "create"
+        writer = RecordingWriter(
+            self.path,
+            config=config,
+            probe=probe,
+            grid=grid,
+            attrs=attrs,
+            mode=mode,
+            compression=self.compression,
+            parameter_names=[n for n, _ in self._params],
+        )
+        self._resumed_from = writer.last_epoch if mode == "resume" else -1
+        self._last_recorded = writer.last_epoch
+        self._writer = BackgroundWriter(
+            writer, commit_every=self.commit_every, max_buffer_bytes=self.max_buffer_bytes, on_commit=self.on_commit
+        )
+        self._epoch_bytes = self._row_bytes(shapes)
+        if self.verbose:
+            self._announce(shapes, epochs)
+        self._install_signal_handler()
+        _OPEN.add(self)
+
+    def _row_bytes(self, shapes: Mapping[str, tuple[int, ...]]) -> int:
+        acts = sum(math.prod(s) * 4 for name, s in shapes.items() if not name.endswith(":pre"))
+        pre = sum(math.prod(s) * 4 for name, s in shapes.items() if name.endswith(":pre"))
+        out = math.prod(shapes["output"]) * 4
+        n_par = len(self._params)
+        return acts + pre + out + int(self._offsets[-1]) * 4 + n_par * 8 * (2 + len(self._opt_keys)) + 8 * 8
+
+    def _announce(self, shapes: Mapping[str, tuple[int, ...]], epochs: int | None) -> None:
+        per = self._epoch_bytes
+        layers = ", ".join(f"{n} {s[0]}x{s[1]}" for n, s in shapes.items() if not n.endswith(":pre"))
+        free = free_space(self.path)
+        if epochs is not None:
+            n = len(self.schedule.epochs(epochs))
+            total = per * n
+            text = f"{format_bytes(per)} per epoch x {n} epochs = {format_bytes(total)}"
+        else:
+            total, text = per, f"{format_bytes(per)} per recorded epoch"
+        print(
+            f"hud: recording {layers} and {int(self._offsets[-1])} parameters to {self.path}: about {text} "
+            f"({format_bytes(free)} free)",
+            file=sys.stderr,
+        )
+        if total > free:
+            msg = (
+                f"the recording {self.path} is expected to take {format_bytes(total)} but only "
+                f"{format_bytes(free)} are free; it will stop with an error when the disk is full "
+                f"(record fewer epochs with schedule='log' or a smaller probe set)"
+            )
+            warnings.warn(msg, ResourceWarning, stacklevel=3)
+            print(f"hud: warning: {msg}", file=sys.stderr)
+
+    def _install_signal_handler(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+
+            def on_sigterm(signum: int, frame: Any) -> None:
+                raise SystemExit(128 + signum)  # unwinds through train()/with-blocks, which close the file
+
+            self._old_sigterm = signal.SIG_DFL
+            signal.signal(signal.SIGTERM, on_sigterm)
+
+    def _restore_signal_handler(self) -> None:
+        if self._old_sigterm is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self._old_sigterm)
+            self._old_sigterm = None
+
+    # ------------------------------------------------------------------ recording
+
+    def _wants(self, epoch: int) -> bool:
+        return epoch > self._last_recorded and (epoch in self.schedule or epoch == self.epochs)
+
+    def _capture(
+        self,
+        model: nn.Module,
+        epoch: int,
+        metrics: Mapping[str, Any],
+        optimizer: Any,
+        generator: torch.Generator | None,
+        captured: bool,
+    ) -> None:
+        if not captured or "output" not in self._captured:
+            self._captured.clear()
+            self._probe_pass(model)
+        acts = dict(self._captured)
+        self._captured.clear()
+        logits = acts.pop("output")
+        z = self.loss.activation(logits) if self.loss is not None else logits
+        like = self._params[0][1] if self._params else logits
+        params = _flat([p for _, p in self._params], self._sizes, like)
+        params = params.clone() if params.data_ptr() == like.data_ptr() else params
+        grads = _flat([p.grad for _, p in self._params], self._sizes, like)
+        prev = self._prev[1] if self._prev is not None and self._prev[0] == epoch - 1 else None
+        states: dict[str, torch.Tensor] = {}
+        steps = None
+        if optimizer is not None:
+            per_param = [optimizer.state.get(p, {}) for _, p in self._params]
+            for key in self._opt_keys:
+                states[key] = _flat([st.get(key) for st in per_param], self._sizes, like)
+            steps = torch.tensor([float(st.get("step", 0)) for st in per_param], dtype=torch.float64)
+        tensors = {f"act:{k}": v for k, v in acts.items()}
+        tensors.update({"logits": logits, "z": z, "params": params, "grads": grads})
+        if prev is not None:
+            tensors["prev"] = prev
+        tensors.update({f"opt:{k}": v for k, v in states.items()})
+        ready = None
+        if like.device.type == "cuda":
+            tensors = {k: _host(v) for k, v in tensors.items()}
+            event = torch.cuda.Event()
+            event.record()
+            ready = event.synchronize
+        rng = generator.get_state() if generator is not None else None
+        metric_values = {str(k): float(v) for k, v in metrics.items()}
+        metric_values.setdefault("time", time.perf_counter() - self._t0)
+        self._writer.put(epoch, self._rows_maker(tensors, steps, rng, metric_values, ready, epoch), self._epoch_bytes)
+        self._last_recorded = epoch
+        self._prev = (epoch, params)
+
+    def _rows_maker(
+        self,
+        tensors: dict[str, torch.Tensor],
+        steps: torch.Tensor | None,
+        rng: torch.Tensor | None,
+        metrics: dict[str, float],
+        ready: Any,
+        epoch: int,
+    ):
+        """The closure the writer thread calls: tensors to numpy rows, norms, checkpoint."""
+        offsets = self._offsets
+        names = [n for n, _ in self._params]
+        shapes = [tuple(p.shape) for _, p in self._params]
+        opt_keys = list(self._opt_keys)
+
+        def norms(flat: np.ndarray) -> np.ndarray:
+            sq = np.square(flat, dtype=np.float64)
+            return np.sqrt(np.add.reduceat(sq, offsets[:-1])) if len(sq) else np.zeros(0)
+
+        def make_rows() -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+            if ready is not None:
+                ready()
+            arr = {k: v.numpy() for k, v in tensors.items()}
+            rows: dict[str, np.ndarray] = {}
+            for key, value in arr.items():
+                if key.startswith("act:"):
+                    name = key[4:]
+                    path = S.layer(name[:-4], S.PREACTIVATION) if name.endswith(":pre") else S.layer(name)
+                    rows[path] = value
+            rows[S.layer("output")] = arr["z"]
+            rows[S.layer("output", S.PREACTIVATION)] = arr["logits"]
+            flat = arr["params"]
+            for name, shape, a, b in zip(names, shapes, offsets[:-1], offsets[1:]):
+                rows[S.parameter(name)] = flat[a:b].reshape(shape)
+            rows[S.norm("gradient")] = norms(arr["grads"])
+            rows[S.norm("update")] = norms(flat - arr["prev"]) if "prev" in arr else np.full(len(names), np.nan)
+            for key in opt_keys:
+                rows[S.optimizer_state(STATE_KEYS[key])] = norms(arr[f"opt:{key}"])
+            for name, value in metrics.items():
+                rows[S.metric(name)] = np.float64(value)
+            ckpt = {"epoch": np.int64(epoch)}
+            for key in opt_keys:
+                ckpt[f"optimizer.{key}"] = arr[f"opt:{key}"]
+            if steps is not None:
+                ckpt["optimizer.step"] = steps.numpy()
+            if rng is not None:
+                ckpt["rng"] = rng.numpy()
+            return rows, ckpt
+
+        return make_rows
+
+    def _snapshot(self, epoch: int) -> None:
+        """Keep this epoch's weights when the next epoch is recorded (for its update norm)."""
+        if epoch + 1 in self.schedule and (self._prev is None or self._prev[0] != epoch):
+            like = self._params[0][1]
+            self._prev = (epoch, _flat([p for _, p in self._params], self._sizes, like).clone())
+
+    # ------------------------------------------------------------------ by hand
+
+    def record(
+        self,
+        model: nn.Module,
+        epoch: int,
+        *,
+        metrics: Mapping[str, float] | None = None,
+        optimizer: torch.optim.Optimizer | None = None,
+        force: bool = False,
+    ) -> bool:
+        """Record ``model`` at ``epoch`` if the schedule says so (or ``force``).
+
+        Call it once per epoch, after the epoch's updates (epoch 0: before any).
+        The first call opens the file.
+
+        Parameters
+        ----------
+        model : nn.Module
+        epoch : int
+            Increasing from call to call.
+        metrics : dict of str to float, optional
+            E.g. ``{'loss': 0.31, 'accuracy': 0.9}``; ``time`` (seconds since
+            the Recorder was made) is added unless given.
+        optimizer : torch.optim.Optimizer, optional
+            Records its state norms (overrides the constructor's).
+        force : bool
+            Record even if the schedule would skip this epoch.
+
+        Returns
+        -------
+        bool
+            Whether the epoch was recorded.
+        """
+        if self.closed:
+            raise RecordingError(f"recording {self.path!r} is closed; create a new Recorder")
+        epoch = int(check_number("epoch", epoch, low=0, integer=True))
+        optimizer = optimizer or self.optimizer
+        if self._model is None:
+            if self._probe is None:
+                raise ParameterError(
+                    "probe must be given when recording by hand: the inputs whose activations "
+                    "are recorded, shape (n_samples, n_inputs)"
+                )
+            self._open(
+                model,
+                probe=self._probe,
+                config=self.config or _describe(model),
+                grid=None,
+                epochs=self.epochs,
+                optimizer=optimizer,
+            )
+        elif model is not self._model:
+            raise ParameterError("model must be the model this Recorder started recording; got another module")
+        if epoch <= self._last_recorded and not force:
+            return False
+        if not (force or self._wants(epoch)):
+            self._snapshot(epoch)
+            return False
+        self._capture(model, epoch, metrics or {}, optimizer, None, captured=False)
+        return True
+
+    def flush(self) -> None:
+        """Block until every recorded epoch is committed to disk."""
+        if self._writer is not None:
+            self._writer.flush()
+
+    def close(self, status: str = "complete", *, epoch: int | None = None, message: str = "") -> None:
+        """Commit everything, set the final status, close the file.  Safe to call twice."""
+        if self.closed:
+            return
+        self.closed = True
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+        self._restore_signal_handler()
+        _OPEN.discard(self)
+        if self._writer is not None:
+            self._writer.close(status, epoch=epoch, message=message)
+
+    def __enter__(self) -> Recorder:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None:
+            self.close("complete")
+        elif issubclass(exc_type, (KeyboardInterrupt, SystemExit)):
+            self.close("interrupted")
+        else:
+            self.close("failed", message=f"{exc_type.__name__}: {exc}")
+
+    @property
+    def committed_epoch(self) -> int:
+        """The last epoch committed to disk (-1 if none)."""
+        return self._writer.committed_epoch if self._writer is not None else -1
+
+    # ------------------------------------------------------------------ train() callback
+
+    def on_train_begin(self, state: TrainState) -> None:
+        probe = self._probe or state.task.probe
+        task = state.task
+        grid = (task.grid, task.grid_shape, task.extent) if task.grid is not None else None
+        self.loss = self.loss or state.loss
+        self.epochs = state.epochs
+        optimizer = self.optimizer or state.optimizer
+        self.optimizer = optimizer
+        self._open(state.network, probe=probe, config=state.config, grid=grid, epochs=state.epochs, optimizer=optimizer)
+        same = probe.inputs is task.inputs or (
+            probe.inputs.shape == task.inputs.shape and np.array_equal(probe.inputs, task.inputs)
+        )
+        self._reuse = state.full_batch and same and not self._mode_dependent
+        if self._resumed_from >= 0:
+            self._restore(state)
+
+    def on_epoch_begin(self, state: TrainState) -> None:
+        self._armed = self._reuse and self._wants(state.epoch)
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        captured = self._armed
+        self._armed = False
+        if self._wants(state.epoch):
+            generator = state.generator if not state.full_batch else None
+            self._capture(state.network, state.epoch, state.metrics, state.optimizer, generator, captured)
+        elif state.status == "running":
+            self._snapshot(state.epoch)
+
+    def on_train_end(self, state: TrainState) -> None:
+        if self.closed or self._writer is None:
+            return
+        try:
+            if state.status not in ("interrupted", "failed") and state.epoch > self._last_recorded:
+                generator = state.generator if not state.full_batch else None
+                self._capture(state.network, state.epoch, state.metrics, state.optimizer, generator, False)
+        finally:
+            status = state.status if state.status != "running" else "interrupted"
+            epoch = state.epoch if status not in ("interrupted", "failed") else None
+            self.close(status, epoch=epoch)
+
+    # ------------------------------------------------------------------ resuming
+
+    def _restore(self, state: TrainState) -> None:
+        """Load the last committed epoch's weights, optimizer state and RNG into the run."""
+        with Recording(self.path) as rec:
+            stored = rec.config
+            last = rec.last_epoch
+            params = rec.parameters(last)
+            time_spent = float(rec.metrics["time"].iloc[-1]) if "time" in rec.metrics else 0.0
+            ckpt = rec.checkpoint()
+        _check_same_run(stored, state.config, self.path)
+        if isinstance(state.optimizer, torch.optim.LBFGS):
+            raise ParameterError("resume is not supported with optimizer 'lbfgs' (its history is not recorded)")
+        if int(ckpt.get("epoch", -1)) != last:
+            raise RecordingError(
+                f"recording {self.path!r} has no checkpoint for its last epoch {last}; it cannot be resumed exactly"
+            )
+        load_parameters(state.network, params)
+        _load_optimizer_state(state.optimizer, [p for _, p in self._params], ckpt, self._offsets)
+        if "rng" in ckpt:
+            state.generator.set_state(torch.from_numpy(ckpt["rng"]))
+        state.start_epoch = last
+        state.time_offset = time_spent
+        self._prev = None
+
+
+def _describe(model: nn.Module) -> dict[str, Any]:
+    cfg = getattr(model, "config", None)
+    net = (
+        cfg.to_dict()
+        if isinstance(cfg, NetworkConfig)
+        else {"class": f"{type(model).__module__}.{type(model).__qualname__}"}
+    )
+    return {"network": net}
+
+
+def _check_same_run(stored: Mapping[str, Any], current: Mapping[str, Any], path: str) -> None:
+    """A resumed run must be the run that was recorded (the number of epochs may grow)."""
+
+    def norm(cfg: Mapping[str, Any]) -> dict[str, Any]:
+        cfg = json.loads(json.dumps(cfg, sort_keys=True, default=str))
+        cfg.get("training", {}).pop("epochs", None)
+        return cfg
+
+    a, b = norm(stored), norm(current)
+    if a != b:
+        diffs = [
+            f"{k}: recorded {a.get(k)!r}, now {b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)
+        ]
+        raise RecordingError(f"cannot resume {path!r}: it records a different run ({'; '.join(diffs)})")
+
+
+def load_parameters(model: nn.Module, params: Mapping[str, np.ndarray]) -> None:
+    """Copy a recorded state (name -> array) into ``model``'s parameters in place."""
+    own = dict(model.named_parameters())
+    missing = sorted(set(own) - set(params))
+    if missing:
+        raise ParameterError(f"params lacks {', '.join(missing)} for this model; got {', '.join(sorted(params))}")
+    with torch.no_grad():
+        for name, p in own.items():
+            value = torch.as_tensor(np.asarray(params[name]), dtype=p.dtype)
+            if tuple(value.shape) != tuple(p.shape):
+                raise ParameterError(f"parameter {name!r} must have shape {tuple(p.shape)}; got {tuple(value.shape)}")
+            p.copy_(value.to(p.device))
+
+
+def _load_optimizer_state(
+    optimizer: torch.optim.Optimizer, params: list[torch.Tensor], ckpt: Mapping[str, np.ndarray], offsets: np.ndarray
+) -> None:
+    keys = state_keys(optimizer)
+    if not keys and "optimizer.step" not in ckpt:
+        return
+    steps = ckpt.get("optimizer.step")
+    for i, p in enumerate(params):
+        a, b = int(offsets[i]), int(offsets[i + 1])
+        st: dict[str, Any] = {}
+        for key in keys:
+            flat = ckpt.get(f"optimizer.{key}")
+            if flat is None or np.isnan(flat[a:b]).any():
+                continue
+            st[key] = torch.as_tensor(flat[a:b].copy()).reshape(p.shape).to(p.device, p.dtype)
+        if (
+            steps is not None
+            and st
+            and isinstance(optimizer, (torch.optim.Adam, torch.optim.AdamW, torch.optim.RMSprop))
+        ):
+            st["step"] = torch.tensor(float(steps[i]), dtype=torch.float32)
+        if st:
+            optimizer.state[p] = st
+
+
+def load_network(recording: Recording, epoch: int | None = None) -> Network:
+    """Rebuild a hud network with the weights recorded at ``epoch``.
+
+    Parameters
+    ----------
+    recording : Recording
+        From ``data.open_recording``.
+    epoch : int, optional
+        A recorded epoch (default: the last one).
+
+    Returns
+    -------
+    Network
+        In eval mode, on the CPU.
+    """
+    net_cfg = recording.config.get("network", {})
+    if "hidden" not in net_cfg:
+        raise ParameterError(
+            f"recording {recording.path!r} holds a model hud cannot rebuild "
+            f"({net_cfg.get('class', 'unknown class')}); load recording.parameters(epoch) into "
+            "your own module with load_state_dict"
+        )
+    net = build_network(NetworkConfig.from_dict(net_cfg), seed=None)
+    load_parameters(net, recording.parameters(recording.last_epoch if epoch is None else epoch))
+    return net.eval()
+
+
+@atexit.register
+def _close_open_recorders() -> None:  # a hand-written loop that never called close()
+    for rec in list(_OPEN):
+        try:
+            rec.close("interrupted", message="not closed before the interpreter exited")
+        except Exception:  # noqa: BLE001 - nothing more can be done at exit
+            pass
