@@ -17,9 +17,7 @@ import platform
 import queue
 import shutil
 import threading
-import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
 from importlib import metadata
 from typing import Any
 
@@ -206,6 +204,26 @@ class RecordingWriter:
         self._set_status("running", self.last_epoch, "resumed")
         self.f.flush()
 
+    def rewind(self, epoch: int) -> None:
+        """Drop every committed row after ``epoch`` (resuming from an earlier checkpoint).
+
+        Parameters
+        ----------
+        epoch : int
+            A committed epoch; it and the rows before it are kept.
+        """
+        epochs = self.f[S.EPOCH][: self.committed]
+        keep = int(np.searchsorted(epochs, epoch, side="right"))
+        if keep == 0 or epochs[keep - 1] != epoch:
+            raise RecordingError(f"cannot rewind {self.path!r} to epoch {epoch}: it is not a committed epoch")
+        self.f[S.COMMIT][:] = np.array([keep, self._slot], np.int64)  # shrink: the marker first...
+        self.f.flush()
+        for path in self._epoch_paths():  # ...then the rows it no longer claims
+            self.f[path].resize(keep, axis=0)
+        self.f.flush()
+        self.rows = self.committed = keep
+        self.last_epoch = int(epoch)
+
     def _epoch_paths(self) -> list[str]:
         paths: list[str] = []
 
@@ -341,29 +359,23 @@ class RecordingWriter:
             self.f.close()
 
 
-@dataclass
-class _Item:
-    epoch: int
-    make_rows: Callable[[], tuple[dict[str, np.ndarray], dict[str, np.ndarray] | None]]
-    nbytes: int
+#: what a producer hands the writer thread: a callable returning (rows, checkpoint)
+BlockMaker = Callable[[], tuple[dict[str, np.ndarray], "dict[str, np.ndarray] | None"]]
 
 
 class BackgroundWriter:
-    """Appends epochs from a writer thread, committing in groups.
+    """Appends and commits blocks of epochs from a writer thread.
 
-    The training thread ``put``s a callable per epoch; the writer thread calls
-    it (it may convert tensors and compute norms), stacks the rows of every
-    epoch that arrived since the last commit into one block, appends and
-    commits it.  A commit happens at most every ``commit_every`` seconds while
-    epochs keep coming, and as soon as possible after that; a SIGKILL loses at
-    most the epochs not yet committed.  Memory is bounded: ``put`` waits while
-    more than ``max_buffer_bytes`` are queued.
+    The training thread gathers the epochs recorded since the last commit and
+    ``put``s them as one block: a callable that the writer thread calls to get
+    the rows (it may wait for a CUDA copy, convert tensors, compute norms)
+    and the checkpoint of the block's last epoch.  Each block is appended and
+    committed on its own (data flushed, then the marker flushed).  Memory is
+    bounded: ``put`` waits while more than ``max_buffer_bytes`` are queued.
 
     Parameters
     ----------
     writer : RecordingWriter
-    commit_every : float
-        Seconds between group commits (0: commit every epoch on its own).
     max_buffer_bytes : int
     on_commit : callable, optional
         Called in the writer thread with the last committed epoch.
@@ -373,22 +385,19 @@ class BackgroundWriter:
         self,
         writer: RecordingWriter,
         *,
-        commit_every: float = 0.25,
         max_buffer_bytes: int = 256 << 20,
         on_commit: Callable[[int], None] | None = None,
     ) -> None:
         self.writer = writer
-        self.commit_every = float(commit_every)
         self.max_buffer_bytes = int(max_buffer_bytes)
         self.on_commit = on_commit
         self.error: BaseException | None = None
         self.committed_epoch = writer.last_epoch
-        self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[BlockMaker, int] | None] = queue.SimpleQueue()
         self._buffered = 0
         self._cond = threading.Condition()
         self._put_count = 0
         self._done_count = 0
-        self._closing = False
         self._thread = threading.Thread(
             target=self._run, name=f"hud-writer:{os.path.basename(writer.path)}", daemon=True
         )
@@ -396,8 +405,8 @@ class BackgroundWriter:
 
     # -- training thread -------------------------------------------------------------
 
-    def put(self, epoch: int, make_rows: Callable[[], tuple[dict, dict | None]], nbytes: int) -> None:
-        """Queue one epoch.  Raises RecordingError if the writer has failed."""
+    def put(self, make_block: BlockMaker, nbytes: int) -> None:
+        """Queue one block.  Raises RecordingError if the writer has failed."""
         self._raise_if_failed()
         with self._cond:
             while self._buffered > self.max_buffer_bytes and self.error is None:
@@ -405,26 +414,23 @@ class BackgroundWriter:
             self._buffered += nbytes
             self._put_count += 1
         self._raise_if_failed()
-        self._queue.put(_Item(epoch, make_rows, nbytes))
+        self._queue.put((make_block, nbytes))
 
     def flush(self) -> None:
-        """Wait until every epoch put so far is committed."""
+        """Wait until every block put so far is committed."""
         with self._cond:
-            target = self._put_count
-            self._queue.put(None)  # wake the writer: commit now
-            while self._done_count < target and self.error is None and self._thread.is_alive():
+            while self._done_count < self._put_count and self.error is None and self._thread.is_alive():
                 self._cond.wait(0.1)
         self._raise_if_failed()
 
     def close(self, status: str | None = None, *, epoch: int | None = None, message: str = "") -> None:
-        """Write and commit everything queued, set the status, close the file, stop the thread."""
-        self._closing = True
+        """Commit everything queued, set the status, close the file, stop the thread."""
         self._queue.put(None)
         self._thread.join()
         if self.error is not None:
             try:
                 self.writer.close("failed", message=f"{type(self.error).__name__}: {self.error}")
-            except Exception:  # the disk may still be full: the committed epochs stay readable
+            except Exception:  # noqa: BLE001 - the disk may still be full: committed epochs stay readable
                 pass
             self._raise_if_failed()
         self.writer.close(status, epoch=epoch, message=message)
@@ -438,68 +444,28 @@ class BackgroundWriter:
 
     # -- writer thread -------------------------------------------------------------
 
-    def _take(self) -> list[_Item]:
-        """Block for the next epochs: everything that arrives within commit_every of the first."""
-        items: list[_Item] = []
-        first = self._queue.get()
-        if first is None:
-            return items
-        items.append(first)
-        deadline = time.monotonic() + self.commit_every
-        while True:
-            timeout = deadline - time.monotonic()
-            try:
-                item = self._queue.get(timeout=max(timeout, 0)) if timeout > 0 else self._queue.get_nowait()
-            except queue.Empty:
-                return items
-            if item is None:  # flush or close: commit what we have now
-                return items
-            items.append(item)
-
     def _run(self) -> None:
         while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            make_block, nbytes = item
             try:
-                items = self._take()
-                if items:
-                    self._write(items)
-                if self._closing and self._queue.empty():
-                    return
+                rows, checkpoint = make_block()
+                self.writer.append(rows)
+                self.writer.commit(checkpoint)
+                self.committed_epoch = self.writer.last_epoch
             except BaseException as exc:  # noqa: BLE001 - reported to the training thread
                 self.error = exc
                 with self._cond:
                     self._cond.notify_all()
                 return
-
-    def _write(self, items: list[_Item]) -> None:
-        rows: list[dict[str, np.ndarray]] = []
-        checkpoint = None
-        for item in items:
-            row, ckpt = item.make_rows()
-            row[S.EPOCH] = np.int64(item.epoch)
-            rows.append(row)
-            checkpoint = ckpt if ckpt is not None else checkpoint
-        for group in _same_keys(rows):
-            self.writer.append({k: np.stack([r[k] for r in group]) for k in group[0]})
-        self.writer.commit(checkpoint)
-        self.committed_epoch = items[-1].epoch
-        with self._cond:
-            self._buffered -= sum(i.nbytes for i in items)
-            self._done_count += len(items)
-            self._cond.notify_all()
-        if self.on_commit is not None:
-            self.on_commit(self.committed_epoch)
-
-
-def _same_keys(rows: list[dict[str, np.ndarray]]) -> Iterable[list[dict[str, np.ndarray]]]:
-    """Consecutive runs of rows with the same keys (each run is stacked into one block)."""
-    group: list[dict[str, np.ndarray]] = []
-    for row in rows:
-        if group and row.keys() != group[0].keys():
-            yield group
-            group = []
-        group.append(row)
-    if group:
-        yield group
+            with self._cond:
+                self._buffered -= nbytes
+                self._done_count += 1
+                self._cond.notify_all()
+            if self.on_commit is not None:
+                self.on_commit(self.committed_epoch)
 
 
 # ----------------------------------------------------------------------------- reading
@@ -551,8 +517,8 @@ class Recording:
             raise RecordingError(
                 f"path {self.path!r} could not be opened as HDF5 (truncated or corrupted?): {exc}"
             ) from None
+        self._check_format()
         try:
-            self._check_format()
             self.n = int(self.f[S.COMMIT][0])
             self._epochs = self.f[S.EPOCH][: self.n].astype(np.int64)
         except (KeyError, OSError, ValueError) as exc:

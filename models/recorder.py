@@ -33,7 +33,7 @@ import time
 import warnings
 import weakref
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -169,6 +169,40 @@ def _host(t: torch.Tensor) -> torch.Tensor:
     return buf
 
 
+class _Row(NamedTuple):
+    """One recorded epoch, as the training thread leaves it for the writer thread."""
+
+    epoch: int
+    acts: list[torch.Tensor]  # per recorded layer: (sample, unit)
+    pre: list[torch.Tensor]  # pre-activations, when recorded
+    logits: torch.Tensor  # (sample, output)
+    z: torch.Tensor  # the output after the loss's non-linearity
+    params: torch.Tensor  # every parameter, flattened and concatenated
+    grads: torch.Tensor  # their gradients, likewise (NaN where missing)
+    states: list[torch.Tensor | None]  # each optimizer state, likewise (None before it exists)
+    prev: torch.Tensor | None  # the previous epoch's flat parameters (for the update norm)
+    metrics: dict[str, Any]
+
+    def to_host(self) -> _Row:
+        """The same row with every tensor copied to host memory (asynchronously from CUDA)."""
+
+        def host(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else _host(t)
+
+        return _Row(
+            self.epoch,
+            [_host(t) for t in self.acts],
+            [_host(t) for t in self.pre],
+            _host(self.logits),
+            _host(self.z),
+            _host(self.params),
+            _host(self.grads),
+            [host(t) for t in self.states],
+            host(self.prev),
+            self.metrics,
+        )
+
+
 class Recorder(Callback):
     """Record hidden layers, the output, parameters, norms and metrics into one HDF5 file.
 
@@ -270,6 +304,9 @@ class Recorder(Callback):
         self._reuse = False
         self._last_recorded = -1
         self._prev: tuple[int, torch.Tensor] | None = None
+        self._block: list[_Row] = []
+        self._flat: Any = None
+        self._block_start = 0.0
         self._t0 = time.perf_counter()
         self._old_sigterm: Any = None
         self.closed = False
@@ -409,9 +446,7 @@ class Recorder(Callback):
         )
         self._resumed_from = writer.last_epoch if mode == "resume" else -1
         self._last_recorded = writer.last_epoch
-        self._writer = BackgroundWriter(
-            writer, commit_every=self.commit_every, max_buffer_bytes=self.max_buffer_bytes, on_commit=self.on_commit
-        )
+        self._writer = BackgroundWriter(writer, max_buffer_bytes=self.max_buffer_bytes, on_commit=self.on_commit)
         self._epoch_bytes = self._row_bytes(shapes)
         if self.verbose:
             self._announce(shapes, epochs)
@@ -471,107 +506,114 @@ class Recorder(Callback):
         return epoch > self._last_recorded and (epoch in self.schedule or epoch == self.epochs)
 
     def _capture(
-        self,
-        model: nn.Module,
-        epoch: int,
-        metrics: Mapping[str, Any],
-        optimizer: Any,
-        generator: torch.Generator | None,
-        captured: bool,
+        self, model: nn.Module, epoch: int, metrics: Mapping[str, Any], optimizer: Any, captured: bool
     ) -> None:
+        """Copy what epoch ``epoch`` shows into the pending block (cheap: the heavy work is the writer's)."""
         if not captured or "output" not in self._captured:
             self._captured.clear()
             self._probe_pass(model)
-        acts = dict(self._captured)
-        self._captured.clear()
-        logits = acts.pop("output")
-        z = self.loss.activation(logits) if self.loss is not None else logits
-        like = self._params[0][1] if self._params else logits
-        params = _flat([p for _, p in self._params], self._sizes, like)
-        params = params.clone() if params.data_ptr() == like.data_ptr() else params
-        grads = _flat([p.grad for _, p in self._params], self._sizes, like)
+        cap = self._captured
+        logits = cap.pop("output")
+        acts = [cap.pop(name) for name in self._modules]
+        pre = [cap.pop(f"{name}:pre") for name in self._modules] if self.preactivation else []
+        cap.clear()
+        flat = self._flat
+        if flat is not None:  # one copy each (train()'s contiguous storage)
+            params, grads = flat.params.clone(), flat.grads.clone()
+            states = [flat.states[k].clone() if k in flat.states else None for k in self._opt_keys]
+        else:
+            tensors = [p for _, p in self._params]
+            params = _flat(tensors, self._sizes, logits)
+            grads = _flat([p.grad for p in tensors], self._sizes, logits)
+            per_param = [optimizer.state.get(p, {}) for p in tensors] if optimizer is not None else []
+            states = [_flat([st.get(k) for st in per_param], self._sizes, logits) for k in self._opt_keys]
         prev = self._prev[1] if self._prev is not None and self._prev[0] == epoch - 1 else None
-        states: dict[str, torch.Tensor] = {}
-        steps = None
-        if optimizer is not None:
-            per_param = [optimizer.state.get(p, {}) for _, p in self._params]
-            for key in self._opt_keys:
-                states[key] = _flat([st.get(key) for st in per_param], self._sizes, like)
-            steps = torch.tensor([float(st.get("step", 0)) for st in per_param], dtype=torch.float64)
-        tensors = {f"act:{k}": v for k, v in acts.items()}
-        tensors.update({"logits": logits, "z": z, "params": params, "grads": grads})
-        if prev is not None:
-            tensors["prev"] = prev
-        tensors.update({f"opt:{k}": v for k, v in states.items()})
-        ready = None
-        if like.device.type == "cuda":
-            tensors = {k: _host(v) for k, v in tensors.items()}
-            event = torch.cuda.Event()
-            event.record()
-            ready = event.synchronize
-        rng = generator.get_state() if generator is not None else None
-        metric_values = {str(k): float(v) for k, v in metrics.items()}
-        metric_values.setdefault("time", time.perf_counter() - self._t0)
-        self._writer.put(epoch, self._rows_maker(tensors, steps, rng, metric_values, ready, epoch), self._epoch_bytes)
+        z = self.loss.activation(logits) if self.loss is not None else logits
+        values = dict(metrics)
+        values.setdefault("time", time.perf_counter() - self._t0)
+        if not self._block:
+            self._block_start = time.perf_counter()
+        self._block.append(_Row(epoch, acts, pre, logits, z.detach(), params, grads, states, prev, values))
         self._last_recorded = epoch
         self._prev = (epoch, params)
 
-    def _rows_maker(
-        self,
-        tensors: dict[str, torch.Tensor],
-        steps: torch.Tensor | None,
-        rng: torch.Tensor | None,
-        metrics: dict[str, float],
-        ready: Any,
-        epoch: int,
-    ):
-        """The closure the writer thread calls: tensors to numpy rows, norms, checkpoint."""
+    def _handoff(
+        self, optimizer: Any, generator: torch.Generator | None, *, force: bool = False, checkpoint: bool = True
+    ) -> None:
+        """Hand the pending block to the writer thread once ``commit_every`` has passed (or when ``force``).
+
+        ``checkpoint`` must be true only while the optimizer and RNG are still
+        at the block's last epoch: their state is then saved with the block.
+        """
+        if not self._block or not (force or time.perf_counter() - self._block_start >= self.commit_every):
+            return
+        rows, self._block = self._block, []
+        ckpt = self._checkpoint(optimizer, generator, rows[-1].epoch) if checkpoint else None
+        ready = None
+        if rows[-1].params.device.type == "cuda":
+            rows = [r.to_host() for r in rows]
+            event = torch.cuda.Event()
+            event.record()
+            ready = event.synchronize
+        self._writer.put(self._block_maker(rows, ckpt, ready), self._epoch_bytes * len(rows))
+
+    def _checkpoint(self, optimizer: Any, generator: torch.Generator | None, epoch: int) -> dict[str, Any]:
+        """Optimizer state (flat, per state key), step counts and RNG state at ``epoch``."""
+        ckpt: dict[str, Any] = {"epoch": np.int64(epoch)}
+        if optimizer is not None:
+            per_param = [optimizer.state.get(p, {}) for _, p in self._params]
+            like = self._params[0][1]
+            for key in self._opt_keys:
+                ckpt[f"optimizer.{key}"] = _flat([st.get(key) for st in per_param], self._sizes, like).cpu()
+            steps = [float(st.get("step", 0)) for st in per_param]
+            ckpt["optimizer.step"] = torch.tensor(steps, dtype=torch.float64)
+        if generator is not None:
+            ckpt["rng"] = generator.get_state()
+        return ckpt
+
+    def _block_maker(self, rows: list[_Row], ckpt: dict[str, Any] | None, ready: Any):
+        """The closure the writer thread calls: stack the rows, split the parameters, compute the norms."""
         offsets = self._offsets
         names = [n for n, _ in self._params]
         shapes = [tuple(p.shape) for _, p in self._params]
-        opt_keys = list(self._opt_keys)
+        layers = list(self._modules)
+        opt_names = [STATE_KEYS[k] for k in self._opt_keys]
 
-        def norms(flat: np.ndarray) -> np.ndarray:
-            sq = np.square(flat, dtype=np.float64)
-            return np.sqrt(np.add.reduceat(sq, offsets[:-1])) if len(sq) else np.zeros(0)
+        def stack(tensors: list[torch.Tensor | None], size: int = 0) -> np.ndarray:
+            nan = np.full(size, np.nan, np.float32)
+            return np.stack([t.numpy() if t is not None else nan for t in tensors])
 
-        def make_rows() -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        def norms(flat: np.ndarray) -> np.ndarray:  # (epoch, scalar) -> (epoch, parameter)
+            return np.sqrt(np.add.reduceat(np.square(flat, dtype=np.float64), offsets[:-1], axis=1))
+
+        def make_block() -> tuple[dict[str, np.ndarray], dict[str, np.ndarray] | None]:
             if ready is not None:
                 ready()
-            arr = {k: v.numpy() for k, v in tensors.items()}
-            rows: dict[str, np.ndarray] = {}
-            for key, value in arr.items():
-                if key.startswith("act:"):
-                    name = key[4:]
-                    path = S.layer(name[:-4], S.PREACTIVATION) if name.endswith(":pre") else S.layer(name)
-                    rows[path] = value
-            rows[S.layer("output")] = arr["z"]
-            rows[S.layer("output", S.PREACTIVATION)] = arr["logits"]
-            flat = arr["params"]
+            k = len(rows)
+            out: dict[str, np.ndarray] = {S.EPOCH: np.array([r.epoch for r in rows], np.int64)}
+            for j, name in enumerate(layers):
+                out[S.layer(name)] = stack([r.acts[j] for r in rows])
+                if rows[0].pre:
+                    out[S.layer(name, S.PREACTIVATION)] = stack([r.pre[j] for r in rows])
+            out[S.layer("output")] = stack([r.z for r in rows])
+            out[S.layer("output", S.PREACTIVATION)] = stack([r.logits for r in rows])
+            flat = stack([r.params for r in rows])
             for name, shape, a, b in zip(names, shapes, offsets[:-1], offsets[1:]):
-                rows[S.parameter(name)] = flat[a:b].reshape(shape)
-            rows[S.norm("gradient")] = norms(arr["grads"])
-            rows[S.norm("update")] = norms(flat - arr["prev"]) if "prev" in arr else np.full(len(names), np.nan)
-            for key in opt_keys:
-                rows[S.optimizer_state(STATE_KEYS[key])] = norms(arr[f"opt:{key}"])
-            for name, value in metrics.items():
-                rows[S.metric(name)] = np.float64(value)
-            ckpt = {"epoch": np.int64(epoch)}
-            for key in opt_keys:
-                ckpt[f"optimizer.{key}"] = arr[f"opt:{key}"]
-            if steps is not None:
-                ckpt["optimizer.step"] = steps.numpy()
-            if rng is not None:
-                ckpt["rng"] = rng.numpy()
-            return rows, ckpt
+                out[S.parameter(name)] = flat[:, a:b].reshape(k, *shape)
+            out[S.norm("gradient")] = norms(stack([r.grads for r in rows]))
+            out[S.norm("update")] = norms(flat - stack([r.prev for r in rows], flat.shape[1]))
+            for i, name in enumerate(opt_names):
+                out[S.optimizer_state(name)] = norms(stack([r.states[i] for r in rows], flat.shape[1]))
+            for key in dict.fromkeys(key for r in rows for key in r.metrics):
+                out[S.metric(key)] = np.array([float(r.metrics.get(key, np.nan)) for r in rows], np.float64)
+            return out, None if ckpt is None else {key: np.asarray(v) for key, v in ckpt.items()}
 
-        return make_rows
+        return make_block
 
     def _snapshot(self, epoch: int) -> None:
         """Keep this epoch's weights when the next epoch is recorded (for its update norm)."""
         if epoch + 1 in self.schedule and (self._prev is None or self._prev[0] != epoch):
-            like = self._params[0][1]
-            self._prev = (epoch, _flat([p for _, p in self._params], self._sizes, like).clone())
+            self._prev = (epoch, torch.cat([p.detach().reshape(-1) for _, p in self._params]))
 
     # ------------------------------------------------------------------ by hand
 
@@ -631,13 +673,16 @@ class Recorder(Callback):
             return False
         if not (force or self._wants(epoch)):
             self._snapshot(epoch)
+            self._handoff(optimizer, None, checkpoint=False)
             return False
-        self._capture(model, epoch, metrics or {}, optimizer, None, captured=False)
+        self._capture(model, epoch, metrics or {}, optimizer, captured=False)
+        self._handoff(optimizer, None, force=epoch == self.epochs)
         return True
 
     def flush(self) -> None:
         """Block until every recorded epoch is committed to disk."""
         if self._writer is not None:
+            self._handoff(self.optimizer, None, force=True, checkpoint=False)
             self._writer.flush()
 
     def close(self, status: str = "complete", *, epoch: int | None = None, message: str = "") -> None:
@@ -651,7 +696,10 @@ class Recorder(Callback):
         self._restore_signal_handler()
         _OPEN.discard(self)
         if self._writer is not None:
-            self._writer.close(status, epoch=epoch, message=message)
+            try:
+                self._handoff(self.optimizer, None, force=True, checkpoint=False)
+            finally:
+                self._writer.close(status, epoch=epoch, message=message)
 
     def __enter__(self) -> Recorder:
         return self
@@ -684,6 +732,8 @@ class Recorder(Callback):
             probe.inputs.shape == task.inputs.shape and np.array_equal(probe.inputs, task.inputs)
         )
         self._reuse = state.full_batch and same and not self._mode_dependent
+        flat = state.flat
+        self._flat = flat if flat is not None and flat.names == [n for n, _ in self._params] else None
         if self._resumed_from >= 0:
             self._restore(state)
 
@@ -693,19 +743,25 @@ class Recorder(Callback):
     def on_epoch_end(self, state: TrainState) -> None:
         captured = self._armed
         self._armed = False
+        generator = state.generator if not state.full_batch else None
         if self._wants(state.epoch):
-            generator = state.generator if not state.full_batch else None
-            self._capture(state.network, state.epoch, state.metrics, state.optimizer, generator, captured)
-        elif state.status == "running":
-            self._snapshot(state.epoch)
+            self._capture(state.network, state.epoch, state.metrics, state.optimizer, captured)
+            self._handoff(state.optimizer, generator)
+        else:
+            if state.status == "running":
+                self._snapshot(state.epoch)
+            self._handoff(state.optimizer, generator, checkpoint=False)
 
     def on_train_end(self, state: TrainState) -> None:
         if self.closed or self._writer is None:
             return
         try:
-            if state.status not in ("interrupted", "failed") and state.epoch > self._last_recorded:
+            if state.status not in ("interrupted", "failed"):
+                if state.epoch > self._last_recorded:
+                    self._capture(state.network, state.epoch, state.metrics, state.optimizer, False)
                 generator = state.generator if not state.full_batch else None
-                self._capture(state.network, state.epoch, state.metrics, state.optimizer, generator, False)
+                current = bool(self._block) and self._block[-1].epoch == state.epoch
+                self._handoff(state.optimizer, generator, force=True, checkpoint=current)
         finally:
             status = state.status if state.status != "running" else "interrupted"
             epoch = state.epoch if status not in ("interrupted", "failed") else None
@@ -714,26 +770,36 @@ class Recorder(Callback):
     # ------------------------------------------------------------------ resuming
 
     def _restore(self, state: TrainState) -> None:
-        """Load the last committed epoch's weights, optimizer state and RNG into the run."""
-        with Recording(self.path) as rec:
-            stored = rec.config
-            last = rec.last_epoch
-            params = rec.parameters(last)
-            time_spent = float(rec.metrics["time"].iloc[-1]) if "time" in rec.metrics else 0.0
-            ckpt = rec.checkpoint()
-        _check_same_run(stored, state.config, self.path)
+        """Load the checkpointed epoch's weights, optimizer state and RNG into the run.
+
+        The checkpoint is the state at the last epoch of the last block
+        committed while training was at that epoch; rows after it (rare: only
+        when a block was handed over between scheduled epochs) are dropped and
+        recomputed, identically, by the resumed run.
+        """
         if isinstance(state.optimizer, torch.optim.LBFGS):
             raise ParameterError("resume is not supported with optimizer 'lbfgs' (its history is not recorded)")
-        if int(ckpt.get("epoch", -1)) != last:
-            raise RecordingError(
-                f"recording {self.path!r} has no checkpoint for its last epoch {last}; it cannot be resumed exactly"
-            )
+        with Recording(self.path) as rec:
+            _check_same_run(rec.config, state.config, self.path)
+            ckpt = rec.checkpoint()
+            epoch = int(ckpt.get("epoch", -1))
+            if epoch < 0:
+                raise RecordingError(
+                    f"recording {self.path!r} holds no checkpoint; it cannot be resumed exactly "
+                    "(start again with overwrite=True)"
+                )
+            params = rec.parameters(epoch)
+            times = rec.metrics.get("time")
+            time_spent = float(times.loc[epoch]) if times is not None else 0.0
+        if epoch < self._writer.writer.last_epoch:
+            self._writer.writer.rewind(epoch)
         load_parameters(state.network, params)
         _load_optimizer_state(state.optimizer, [p for _, p in self._params], ckpt, self._offsets)
         if "rng" in ckpt:
             state.generator.set_state(torch.from_numpy(ckpt["rng"]))
-        state.start_epoch = last
+        state.start_epoch = epoch
         state.time_offset = time_spent
+        self._last_recorded = epoch
         self._prev = None
 
 

@@ -1,0 +1,131 @@
+"""Recording overhead, measured as ratios in one run (the machine is shared and noisy).
+
+1. ``spirals``: a 2-10-10-1 tanh net on the 194-point twin spirals, full batch, 2000 epochs:
+   training alone vs training with a Recorder recording every epoch (goal: at most +10 %).
+2. ``mnist``: a 784-256-128-10 MLP on 60,000 MNIST-size random samples, batch 128, with a
+   10,000-sample probe set recorded every epoch (goal: at most +5 % of an epoch).
+
+Each variant runs ``--repeats`` times, interleaved; the ratio of the medians is printed.
+
+    python benchmarks/bench_recording.py spirals
+    python benchmarks/bench_recording.py mnist --epochs 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from data import load_task  # noqa: E402
+from data.tasks import Task, _make  # noqa: E402
+from models import NetworkConfig, train  # noqa: E402
+from models.recorder import Recorder  # noqa: E402
+
+
+def _time(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def _compare(variants: dict, repeats: int) -> dict[str, list[float]]:
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(repeats):
+        for name, fn in variants.items():
+            times[name].append(_time(fn))
+    return times
+
+
+def _report(times: dict[str, list[float]], per: str, n: int) -> None:
+    base = statistics.median(times["train only"])
+    print(f"{'variant':<34} {'median s':>9} {'min s':>8} {per:>12} {'overhead':>9}")
+    for name, ts in times.items():
+        med = statistics.median(ts)
+        print(f"{name:<34} {med:9.3f} {min(ts):8.3f} {n / med:12.0f} {100 * (med / base - 1):+8.1f}%")
+
+
+def bench_spirals(args: argparse.Namespace) -> None:
+    task = load_task("spirals")
+    cfg = NetworkConfig(2, 1, (10, 10), activation="tanh")
+    tmp = tempfile.mkdtemp(prefix="hud-bench-")
+
+    def run(**rec_kwargs):
+        def go():
+            cbs = []
+            if rec_kwargs is not None and rec_kwargs.get("record", True):
+                kw = {k: v for k, v in rec_kwargs.items() if k != "record"}
+                cbs = [Recorder(os.path.join(tmp, "spirals.h5"), overwrite=True, verbose=False, **kw)]
+            train(cfg, task, loss="bce", optimizer="adam", lr=0.01, epochs=args.epochs, callbacks=cbs, seed=0)
+        return go
+
+    variants = {"train only": run(record=False), "record every epoch (default)": run()}
+    if args.all:
+        variants["record, commit every epoch"] = run(commit_every=0.0)
+        variants["record, lzf"] = run(compression="lzf")
+        variants["record, gzip"] = run(compression="gzip")
+    run()()  # warm up
+    run(record=False)()
+    times = _compare(variants, args.repeats)
+    print(f"spirals 2-10-10-1 tanh, 194 points, full batch, {args.epochs} epochs, torch threads "
+          f"{torch.get_num_threads()} (train() uses 1 for small nets), {args.repeats} repeats")
+    _report(times, "epochs/s", args.epochs + 1)
+
+
+def _mnist_like(n: int, seed: int) -> Task:
+    rng = np.random.default_rng(seed)
+    x = rng.random((n, 784), dtype=np.float32)
+    y = rng.integers(0, 10, n)
+    t = np.zeros((n, 10), np.float32)
+    t[np.arange(n), y] = 1
+    return _make("mnist-like", "multiclass", x, t, y, {"n": n, "seed": seed})
+
+
+def bench_mnist(args: argparse.Namespace) -> None:
+    task = _mnist_like(60_000, 0)
+    probe = _mnist_like(10_000, 1).probe
+    cfg = NetworkConfig(784, 10, (256, 128), activation="relu")
+    tmp = tempfile.mkdtemp(prefix="hud-bench-")
+
+    def run(record: bool, **kw):
+        def go():
+            cbs = [Recorder(os.path.join(tmp, "mnist.h5"), probe=probe, overwrite=True, verbose=False, **kw)] \
+                if record else []
+            train(cfg, task, loss="softmax", optimizer="adam", lr=1e-3, epochs=args.epochs, batch_size=128,
+                  callbacks=cbs, seed=0)
+        return go
+
+    variants = {"train only": run(False), "record every epoch (default)": run(True)}
+    if args.all:
+        variants["record, lzf"] = run(True, compression="lzf")
+    times = _compare(variants, args.repeats)
+    print(f"MNIST-size 784-256-128-10 relu, 60,000 samples, batch 128, probe 10,000, {args.epochs} epochs, "
+          f"torch threads {torch.get_num_threads()}, {args.repeats} repeats")
+    _report(times, "epochs/s", args.epochs)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("which", choices=["spirals", "mnist"])
+    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--all", action="store_true", help="also time commit-every-epoch and compression")
+    args = parser.parse_args(argv)
+    if args.which == "spirals":
+        args.epochs = args.epochs or 2000
+        bench_spirals(args)
+    else:
+        args.epochs = args.epochs or 3
+        bench_mnist(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,320 @@
+"""The Recorder: as a train() callback, by hand, schedules, what it records, and bad input.
+
+References are independent: numpy forward passes from the recorded weights, numpy norms,
+autograd gradients recomputed here, and the TrainResult of the same run.
+"""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from data import NotRecordedError, ParameterError, RecordingError, load_task
+from data.recording import open_recording
+from models import NetworkConfig, build_network, get_loss, train
+from models.recorder import COURSE_EPOCHS, Recorder, Schedule, load_network
+
+
+def _np_forward(params: dict, x: np.ndarray, layers: int) -> list[np.ndarray]:
+    """tanh MLP forward in float64 numpy from recorded weights: hidden activations then logits."""
+    h, out = x.astype(np.float64), []
+    for k in range(1, layers + 1):
+        h = np.tanh(h @ params[f"hidden{k}.linear.weight"].T + params[f"hidden{k}.linear.bias"])
+        out.append(h)
+    out.append(h @ params["output.weight"].T + params["output.bias"])
+    return out
+
+
+@pytest.fixture
+def spirals_run(tmp_path):
+    task = load_task("spirals")
+    path = tmp_path / "run.h5"
+    result = train(
+        NetworkConfig(2, 1, (6, 5)),
+        task,
+        loss="bce",
+        optimizer="adam",
+        lr=0.01,
+        epochs=40,
+        callbacks=[Recorder(path, verbose=False)],
+    )
+    return task, path, result
+
+
+def test_callback_records_every_epoch_consistently(spirals_run):
+    task, path, result = spirals_run
+    with open_recording(path) as rec:
+        np.testing.assert_array_equal(rec.epochs, np.arange(41))
+        assert rec.layers == ["hidden1", "hidden2", "output"]
+        assert rec.layer_shapes == {"hidden1": (194, 6), "hidden2": (194, 5), "output": (194, 1)}
+        assert rec.status == "complete"
+        # metrics are the run's own
+        np.testing.assert_allclose(rec.metrics["loss"].to_numpy(), result.metrics["loss"].to_numpy())
+        # every recorded activation is the forward pass of the weights recorded at that epoch
+        for epoch in (0, 1, 17, 40):
+            params = rec.parameters(epoch)
+            h1, h2, logits = _np_forward(params, task.inputs, 2)
+            np.testing.assert_allclose(rec.activations("hidden1", epoch), h1, atol=1e-6)
+            np.testing.assert_allclose(rec.activations("hidden2", epoch), h2, atol=1e-6)
+            np.testing.assert_allclose(rec.activations("output", epoch, kind="preactivation"), logits, atol=1e-5)
+            np.testing.assert_allclose(rec.activations("output", epoch), 1 / (1 + np.exp(-logits)), atol=1e-6)
+        # the last recorded weights are the trained network's
+        for name, p in result.network.named_parameters():
+            np.testing.assert_array_equal(rec.parameters(40)[name], p.detach().numpy())
+
+
+def test_recorded_norms_match_independent_computations(spirals_run):
+    task, path, _ = spirals_run
+    loss = get_loss("bce")
+    with open_recording(path) as rec:
+        updates, grads = rec.norms("update"), rec.norms("gradient")
+        assert updates.loc[0].isna().all()
+        for epoch in (1, 20, 40):
+            before, after = rec.parameters(epoch - 1), rec.parameters(epoch)
+            for name in after:
+                expected = np.linalg.norm(after[name].astype(np.float64) - before[name])
+                assert updates.loc[epoch, name] == pytest.approx(expected, rel=1e-5, abs=1e-9)
+        # gradients at w_k, recomputed with autograd from the recorded weights
+        net = load_network(rec, 20)
+        loss(net(torch.tensor(task.inputs)), torch.tensor(task.targets)).backward()
+        for name, p in net.named_parameters():
+            assert grads.loc[20, name] == pytest.approx(float(p.grad.norm()), rel=1e-4)
+        m, v = rec.optimizer_state("adam_m"), rec.optimizer_state("adam_v")
+        assert m.loc[0].isna().all() and (m.loc[1:] > 0).all().all() and (v.loc[1:] > 0).all().all()
+        # after one Adam step m = (1 - beta1) g_0
+        np.testing.assert_allclose(m.loc[1].to_numpy(), 0.1 * grads.loc[0].to_numpy(), rtol=1e-5)
+
+
+def test_momentum_buffer_norm_is_the_optimizers_state_at_the_last_epoch(tmp_path):
+    net = build_network(NetworkConfig(2, 1, (3,)), seed=0)
+    opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
+    train(net, load_task("xor"), optimizer=opt, epochs=5, callbacks=[Recorder(tmp_path / "m.h5", verbose=False)])
+    with open_recording(tmp_path / "m.h5") as rec:
+        buf = rec.optimizer_state("momentum")
+        assert buf.loc[0].isna().all()
+        for name, p in net.named_parameters():
+            assert buf.loc[5, name] == pytest.approx(float(opt.state[p]["momentum_buffer"].norm()), rel=1e-6)
+
+
+def test_hand_written_loop_in_three_lines_read_back_with_plain_h5py(tmp_path):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(2, 4), nn.Tanh(), nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 1))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    x, y = torch.randn(32, 2), torch.randn(32, 1)
+    path = tmp_path / "mine.h5"
+    with Recorder(path, probe=x, epochs=10, schedule=3, verbose=False) as rec:
+        for epoch in range(11):
+            if epoch:
+                opt.zero_grad()
+                loss = ((model(x) - y) ** 2).mean()
+                loss.backward()
+                opt.step()
+            with torch.no_grad():
+                current = float(((model(x) - y) ** 2).mean())
+            rec.record(model, epoch, metrics={"loss": current}, optimizer=opt)
+    # plain h5py, no hud
+    with h5py.File(path, "r") as f:
+        assert f.attrs["hud_format"] == "hud-recording" and f.attrs["format_version"] == 1
+        committed = int(f["commit"][0])
+        epochs = f["epoch"][:committed]
+        np.testing.assert_array_equal(epochs, [0, 3, 6, 9, 10])
+        act = f["layers/1/activation"]
+        assert [d.label for d in act.dims] == ["epoch", "sample", "unit"]
+        assert act.shape[1:] == (32, 4)
+        w = f["parameters/0.weight"][committed - 1]
+        b = f["parameters/0.bias"][committed - 1]
+        np.testing.assert_allclose(act[committed - 1], np.tanh(x.numpy() @ w.T + b), atol=1e-6)
+        np.testing.assert_array_equal(f["probe/inputs"][()], x.numpy())
+        assert "momentum" in f["optimizer"]
+        assert [n.decode() for n in f["parameter_names"][()]][:2] == ["0.weight", "0.bias"]
+        assert f["metrics/loss"].shape[0] >= committed
+    with open_recording(path) as rec:
+        assert rec.layers == ["1", "3", "output"]  # the activation modules, then the output
+        np.testing.assert_array_equal(rec.activations("output", 10), model(x).detach().numpy())
+
+
+def test_preactivations_of_hud_layers_and_of_activation_modules(tmp_path):
+    task = load_task("xor")
+    train(
+        NetworkConfig(2, 1, (3,)),
+        task,
+        epochs=3,
+        callbacks=[Recorder(tmp_path / "a.h5", preactivation=True, verbose=False)],
+    )
+    with open_recording(tmp_path / "a.h5") as rec:
+        pre = rec.activations("hidden1", 3, kind="preactivation")
+        np.testing.assert_allclose(np.tanh(pre), rec.activations("hidden1", 3), atol=1e-6)
+    model = nn.Sequential(nn.Linear(2, 3), nn.Sigmoid(), nn.Linear(3, 1))
+    with Recorder(tmp_path / "b.h5", probe=task.inputs, preactivation=True, verbose=False) as rec:
+        rec.record(model, 0)
+    with open_recording(tmp_path / "b.h5") as r:
+        pre = r.activations("1", 0, kind="preactivation")
+        np.testing.assert_allclose(1 / (1 + np.exp(-pre)), r.activations("1", 0), atol=1e-6)
+
+
+def test_minibatch_records_a_probe_pass_at_the_epochs_weights(tmp_path):
+    task = load_task("moons", n_samples=64)
+    probe = load_task("moons", n_samples=16, seed=9).probe
+    train(
+        NetworkConfig(2, 1, (4,)),
+        task,
+        optimizer="sgd",
+        lr=0.1,
+        epochs=4,
+        batch_size=8,
+        callbacks=[Recorder(tmp_path / "mb.h5", probe=probe, verbose=False)],
+    )
+    with open_recording(tmp_path / "mb.h5") as rec:
+        np.testing.assert_array_equal(rec.probe.inputs, probe.inputs)
+        for epoch in rec.epochs:
+            (h1, _) = _np_forward(rec.parameters(epoch), probe.inputs, 1)
+            np.testing.assert_allclose(rec.activations("hidden1", epoch), h1, atol=1e-6)
+
+
+def test_schedules():
+    assert [e for e in range(10001) if e in Schedule("course") and e] == list(COURSE_EPOCHS)
+    log = Schedule("log").epochs(1000)
+    assert log[:6] == [0, 1, 2, 3, 4, 5] and 1000 in log and len(log) < 40
+    assert Schedule(7).epochs(20) == [0, 7, 14, 20]
+    assert Schedule([5, 2]).epochs(9) == [0, 2, 5, 9]
+    assert Schedule("every").epochs(3) == [0, 1, 2, 3]
+    for bad in ("sometimes", 0, [-1], True):
+        with pytest.raises(ParameterError, match="schedule"):
+            Schedule(bad)
+
+
+def test_schedule_under_train_keeps_epoch_zero_and_the_last(tmp_path):
+    task = load_task("xor")
+    train(
+        NetworkConfig(2, 1, (2,)),
+        task,
+        epochs=130,
+        callbacks=[Recorder(tmp_path / "c.h5", schedule="course", verbose=False)],
+    )
+    with open_recording(tmp_path / "c.h5") as rec:
+        np.testing.assert_array_equal(rec.epochs, [0, 50, 100, 130])
+        # update norms of sparse epochs are the step into that epoch, from a kept copy
+        assert np.isfinite(rec.norms("update").loc[50]).all()
+        with pytest.raises(NotRecordedError, match="epoch 60 was not recorded.*nearest recorded: 50, 100"):
+            rec.activations("hidden1", 60)
+
+
+def test_diverged_and_converged_runs_say_so(tmp_path):
+    train(
+        NetworkConfig(1, 1, ()),
+        load_task("linear"),
+        loss="sse",
+        optimizer="sgd",
+        lr=1e3,
+        epochs=500,
+        callbacks=[Recorder(tmp_path / "d.h5", verbose=False)],
+    )
+    with open_recording(tmp_path / "d.h5") as rec:
+        assert rec.status == "diverged" and rec.status_text == f"diverged at epoch {rec.last_epoch}"
+        assert not np.isfinite(rec.metrics["loss"].iloc[-1])
+    train(
+        NetworkConfig(2, 1, (4,)),
+        load_task("xor"),
+        optimizer="adam",
+        lr=0.05,
+        epochs=3000,
+        stop_accuracy=1.0,
+        callbacks=[Recorder(tmp_path / "e.h5", schedule="log", verbose=False)],
+    )
+    with open_recording(tmp_path / "e.h5") as rec:
+        assert rec.status == "converged" and rec.metrics["accuracy"].iloc[-1] == 1.0
+
+
+def test_expected_size_is_printed_and_a_full_disk_warned(tmp_path, capsys, monkeypatch):
+    import models.recorder as recorder_module
+
+    train(NetworkConfig(2, 1, (3,)), load_task("xor"), epochs=9, callbacks=[Recorder(tmp_path / "s.h5")])
+    err = capsys.readouterr().err
+    assert "hud: recording hidden1 4x3" in err and "per epoch x 10 epochs" in err
+    monkeypatch.setattr(recorder_module, "free_space", lambda path: 10)
+    with pytest.warns(ResourceWarning, match="only 10 B are free"):
+        train(NetworkConfig(2, 1, (3,)), load_task("xor"), epochs=9, callbacks=[Recorder(tmp_path / "t.h5")])
+
+
+def test_existing_file_is_never_overwritten_silently(tmp_path):
+    task = load_task("xor")
+    path = tmp_path / "x.h5"
+    train(NetworkConfig(2, 1, (2,)), task, epochs=2, callbacks=[Recorder(path, verbose=False)])
+    before = path.read_bytes()
+    with pytest.raises(RecordingError, match="already exists; pass overwrite=True"):
+        train(NetworkConfig(2, 1, (2,)), task, epochs=2, callbacks=[Recorder(path, verbose=False)])
+    assert path.read_bytes() == before
+    train(NetworkConfig(2, 1, (2,)), task, epochs=4, callbacks=[Recorder(path, overwrite=True, verbose=False)])
+    with open_recording(path) as rec:
+        assert rec.last_epoch == 4
+
+
+def test_bad_recorder_input(tmp_path):
+    task = load_task("xor")
+    with pytest.raises(ParameterError, match="layer 'hidden9' is not a module.*hidden1"):
+        train(NetworkConfig(2, 1, (2,)), task, epochs=1, callbacks=[Recorder(tmp_path / "a.h5", layers=["hidden9"])])
+    with pytest.raises(ParameterError, match="probe must be given"):
+        Recorder(tmp_path / "b.h5").record(nn.Linear(2, 1), 0)
+    with pytest.raises(ParameterError, match="layers must be given.*named modules: 0, 1"):
+        Recorder(tmp_path / "c.h5", probe=task.inputs).record(nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 1)), 0)
+    with pytest.raises(ParameterError, match="resume and overwrite"):
+        Recorder(tmp_path / "d.h5", resume=True, overwrite=True)
+    with pytest.raises(ParameterError, match="probe must have shape \\(n_samples, n_inputs\\)"):
+        Recorder(tmp_path / "e.h5", probe=np.zeros(3))
+
+
+def test_reader_rejects_what_is_not_a_recording(tmp_path):
+    (tmp_path / "text.h5").write_text("not hdf5 at all")
+    with pytest.raises(RecordingError, match="is not an HDF5 file"):
+        open_recording(tmp_path / "text.h5")
+    with h5py.File(tmp_path / "other.h5", "w") as f:
+        f["x"] = 1
+    with pytest.raises(RecordingError, match="not a hud recording"):
+        open_recording(tmp_path / "other.h5")
+    with pytest.raises(RecordingError, match="does not exist"):
+        open_recording(tmp_path / "missing.h5")
+    path = tmp_path / "ok.h5"
+    train(NetworkConfig(2, 1, (2,)), load_task("xor"), epochs=3, callbacks=[Recorder(path, verbose=False)])
+    data = path.read_bytes()
+    (tmp_path / "truncated.h5").write_bytes(data[: len(data) // 3])
+    with pytest.raises(RecordingError):
+        open_recording(tmp_path / "truncated.h5")
+    with h5py.File(path, "r+") as f:
+        f.attrs["format_version"] = 99
+    from data import FormatVersionError
+
+    with pytest.raises(FormatVersionError, match="format_version 99; this hud .* reads format versions 1 to 1"):
+        open_recording(path)
+
+
+def test_layer_errors_list_the_layers(spirals_run):
+    _, path, _ = spirals_run
+    with open_recording(path) as rec:
+        with pytest.raises(
+            NotRecordedError, match="layer 'hidden3' is not in .*recorded layers: hidden1, hidden2, output"
+        ):
+            rec.activations("hidden3")
+        with pytest.raises(NotRecordedError, match="no preactivation"):
+            rec.activations("hidden1", kind="preactivation")
+
+
+def test_lazy_reads_return_only_the_epochs_asked_for_in_their_order(spirals_run):
+    _, path, _ = spirals_run
+    with open_recording(path) as rec:
+        full = rec.activations("hidden2")
+        picked = rec.activations("hidden2", [30, 2, 30])
+        np.testing.assert_array_equal(picked, full[[30, 2, 30]])
+        assert rec.parameter("output.weight", [0, 40]).shape == (2, 1, 5)
+
+
+def test_load_network_rebuilds_the_network_at_an_epoch(spirals_run):
+    task, path, result = spirals_run
+    with open_recording(path) as rec:
+        net = load_network(rec)
+        x = torch.tensor(task.inputs)
+        torch.testing.assert_close(net(x), result.network(x))
+        net0 = load_network(rec, 0)
+        torch.testing.assert_close(net0(x), build_network(NetworkConfig(2, 1, (6, 5)), seed=0)(x))
