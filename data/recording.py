@@ -11,6 +11,7 @@ truncates it.
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import json
 import os
 import platform
@@ -44,6 +45,9 @@ __all__ = [
 STATUSES = ("running", "complete", "converged", "stopped", "diverged", "interrupted", "failed")
 _CHUNK_BYTES = 1 << 18  # target chunk size: 256 KiB
 _CACHE_BYTES = 64 << 20  # chunk cache per file: partially written chunks stay in memory between blocks
+_RESERVE_MARGIN = 1 << 20  # bytes reserved past a block's chunks, for HDF5's own metadata (B-tree nodes, headers)
+_DISK_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+_WRITING: set[str] = set()  # real paths this process has open in a RecordingWriter
 
 
 def library_versions() -> dict[str, str]:
@@ -103,7 +107,7 @@ class RecordingWriter:
     grid : tuple (points, shape, extent), optional
         The input-plane grid of a 2-D task.
     attrs : dict, optional
-        More root attributes (JSON-encoded when not scalars): schedule, layers, modules.
+        More root attributes, each stored as a JSON string: schedule, layers, modules.
     mode : {'create', 'overwrite', 'resume'}
         'create' refuses an existing file; 'overwrite' replaces it; 'resume'
         opens it, drops rows past the commit marker and appends after them.
@@ -134,6 +138,9 @@ class RecordingWriter:
         self.path = os.fspath(path)
         self.compression = compression
         self._slot = -1
+        self._reserved = False  # space past HDF5's end of file allocated by _reserve, given back by _trim
+        self._can_reserve = hasattr(os, "posix_fallocate")
+        self._layouts: dict[str, tuple[int, int]] = {}  # path -> (rows per chunk, bytes per chunk)
         if mode == "resume":
             self._open_resume()
             return
@@ -149,6 +156,7 @@ class RecordingWriter:
             self.f = h5py.File(self.path, "w", rdcc_nbytes=_CACHE_BYTES, rdcc_nslots=100_003)
         except OSError as exc:
             raise RecordingError(f"cannot create recording {self.path!r}: {exc}") from None
+        _WRITING.add(os.path.realpath(self.path))
         f = self.f
         f.attrs[S.ROOT_ATTRS.FORMAT] = S.FORMAT_NAME
         f.attrs[S.ROOT_ATTRS.VERSION] = S.FORMAT_VERSION
@@ -156,7 +164,7 @@ class RecordingWriter:
         f.attrs[S.ROOT_ATTRS.VERSIONS] = _json(library_versions())
         f.attrs[S.ROOT_ATTRS.CREATED] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
         for key, value in (attrs or {}).items():
-            f.attrs[key] = value if isinstance(value, (str, int, float)) else _json(value)
+            f.attrs[key] = _json(value)
         self._set_status("running", -1, "")
         f.create_dataset(S.COMMIT, data=np.array([0, -1], np.int64))
         ep = f.create_dataset(S.EPOCH, shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(4096,))
@@ -193,8 +201,10 @@ class RecordingWriter:
             self.f = h5py.File(self.path, "r+", rdcc_nbytes=_CACHE_BYTES, rdcc_nslots=100_003)
         except OSError as exc:
             raise RecordingError(f"cannot open recording {self.path!r} to resume it: {exc}") from None
+        _WRITING.add(os.path.realpath(self.path))
         committed, slot = (int(v) for v in self.f[S.COMMIT][:2])
         self._slot = slot
+        self._reserve(_RESERVE_MARGIN)
         for path in self._epoch_paths():
             ds = self.f[path]
             if ds.shape[0] != committed:
@@ -203,6 +213,7 @@ class RecordingWriter:
         self.last_epoch = int(self.f[S.EPOCH][committed - 1]) if committed else -1
         self._set_status("running", self.last_epoch, "resumed")
         self.f.flush()
+        self._trim()
 
     def rewind(self, epoch: int) -> None:
         """Drop every committed row after ``epoch`` (resuming from an earlier checkpoint).
@@ -278,6 +289,7 @@ class RecordingWriter:
         if epochs[0] <= self.last_epoch or np.any(np.diff(epochs) <= 0):
             raise RecordingError(f"epochs must increase past {self.last_epoch}; got {epochs[:5].tolist()}...")
         start, end = self.rows, self.rows + k
+        self._reserve(self._block_bytes(block, start, end))
         f = self.f
         for path in self._known_paths():
             f[path].resize(end, axis=0)
@@ -291,6 +303,53 @@ class RecordingWriter:
             ds[start:end] = values
         self.rows = end
         self.last_epoch = int(epochs[-1])
+
+    def _block_bytes(self, block: Mapping[str, np.ndarray], start: int, end: int) -> int:
+        """An upper bound of the bytes HDF5 allocates to write rows ``start:end`` of ``block``."""
+        total = _RESERVE_MARGIN
+        for path, values in block.items():
+            layout = self._layouts.get(path)
+            if layout is None:
+                ds = self.f.get(path)
+                values = np.asarray(values)
+                dtype = ds.dtype if ds is not None else values.dtype
+                chunks = ds.chunks if ds is not None else _chunks(values.shape[1:], dtype.itemsize)
+                layout = self._layouts[path] = (chunks[0], int(np.prod(chunks, dtype=np.int64)) * dtype.itemsize)
+            rows, nbytes = layout
+            touched = -(-end // rows) - start // rows  # chunks written: a compressed one moves when rewritten
+            total += touched * (nbytes + nbytes // 64 + 64)  # compression may make a chunk a little larger
+        return total
+
+    def _reserve(self, nbytes: int) -> None:
+        """Allocate ``nbytes`` past HDF5's end of the file before HDF5 writes there.
+
+        HDF5 cannot take back a flush that fails half-way: when the disk fills
+        up (or a quota or file size limit is reached) during a flush, the
+        superblock may already claim more bytes than the file holds, and the
+        whole file no longer opens.  Allocating the space first turns a full
+        disk into an error raised before HDF5 writes anything, while the file
+        still holds every committed epoch.  Where the file system cannot
+        allocate ahead (no ``posix_fallocate``), writing goes on unprotected.
+        """
+        if not self._can_reserve:
+            return
+        try:
+            os.posix_fallocate(self.f.id.get_vfd_handle(), self.f.id.get_filesize(), nbytes)
+        except OSError as exc:
+            if exc.errno not in _DISK_FULL:
+                self._can_reserve = False
+                return
+            raise RecordingError(
+                f"no room for {format_bytes(nbytes)} more: {exc.strerror} "
+                f"(the disk is full, or a quota or file size limit was reached)"
+            ) from None
+        self._reserved = True
+
+    def _trim(self) -> None:
+        """Give back the space :meth:`_reserve` allocated past what HDF5 uses (right after a flush)."""
+        if self._reserved:
+            self._reserved = False
+            os.ftruncate(self.f.id.get_vfd_handle(), self.f.id.get_filesize())
 
     def _known_paths(self) -> list[str]:
         if not hasattr(self, "_paths"):
@@ -314,6 +373,7 @@ class RecordingWriter:
         slot = self._slot
         if checkpoint:
             slot = 1 - self._slot if self._slot >= 0 else 0
+            self._reserve(_RESERVE_MARGIN + sum(np.asarray(v).nbytes for v in checkpoint.values()))
             for key, value in checkpoint.items():
                 path = S.checkpoint(slot, key)
                 value = np.asarray(value)
@@ -330,6 +390,7 @@ class RecordingWriter:
         self.f.flush()  # ...then, in a flush of its own, the marker that claims it
         self.committed = self.rows
         self._slot = slot
+        self._trim()
         return self.committed
 
     def _set_status(self, status: str, epoch: int, message: str) -> None:
@@ -353,14 +414,18 @@ class RecordingWriter:
             if self.rows != self.committed:
                 self.commit()
             last = int(self.f[S.EPOCH][self.committed - 1]) if self.committed else -1
+            self._reserve(64 << 10)  # on a full disk the status stays 'running' (read as 'interrupted')
             self._set_status(status or "complete", last if epoch is None else epoch, message)
             self.f.flush()
+            self._trim()
         finally:
+            _WRITING.discard(os.path.realpath(self.path))
             self.f.close()
 
 
-#: what a producer hands the writer thread: a callable returning (rows, checkpoint)
-BlockMaker = Callable[[], tuple[dict[str, np.ndarray], "dict[str, np.ndarray] | None"]]
+#: what a producer hands the writer thread: a callable returning (rows, checkpoint, done); ``done`` (or None)
+#: is called once the rows are written, when the buffers they view may be reused
+BlockMaker = Callable[[], tuple[dict[str, np.ndarray], "dict[str, np.ndarray] | None", "Callable[[], None] | None"]]
 
 
 class BackgroundWriter:
@@ -368,8 +433,9 @@ class BackgroundWriter:
 
     The training thread gathers the epochs recorded since the last commit and
     ``put``s them as one block: a callable that the writer thread calls to get
-    the rows (it may wait for a CUDA copy, convert tensors, compute norms)
-    and the checkpoint of the block's last epoch.  Each block is appended and
+    the rows (it may wait for a CUDA copy, convert tensors, compute norms),
+    the checkpoint of the block's last epoch, and a callback run once the
+    rows are written.  Each block is appended and
     committed on its own (data flushed, then the marker flushed).  Memory is
     bounded: ``put`` waits while more than ``max_buffer_bytes`` are queued.
 
@@ -392,6 +458,7 @@ class BackgroundWriter:
         self.max_buffer_bytes = int(max_buffer_bytes)
         self.on_commit = on_commit
         self.error: BaseException | None = None
+        self._reported = False  # the error was raised to the training thread once
         self.committed_epoch = writer.last_epoch
         self._queue: queue.SimpleQueue[tuple[BlockMaker, int] | None] = queue.SimpleQueue()
         self._buffered = 0
@@ -432,15 +499,20 @@ class BackgroundWriter:
                 self.writer.close("failed", message=f"{type(self.error).__name__}: {self.error}")
             except Exception:  # noqa: BLE001 - the disk may still be full: committed epochs stay readable
                 pass
-            self._raise_if_failed()
+            if not self._reported:  # raised once: not again while the first one unwinds
+                self._raise_if_failed()
+            return
         self.writer.close(status, epoch=epoch, message=message)
 
     def _raise_if_failed(self) -> None:
         if self.error is not None:
-            raise RecordingError(
-                f"recording to {self.writer.path!r} stopped: {self.error} "
-                f"(epochs up to {self.committed_epoch} are committed and readable)"
-            ) from self.error
+            self._reported = True
+            kept = (
+                f"epochs up to {self.committed_epoch} are committed and readable"
+                if self.committed_epoch >= 0
+                else "no epoch was committed"
+            )
+            raise RecordingError(f"recording to {self.writer.path!r} stopped: {self.error} ({kept})") from self.error
 
     # -- writer thread -------------------------------------------------------------
 
@@ -451,8 +523,10 @@ class BackgroundWriter:
                 return
             make_block, nbytes = item
             try:
-                rows, checkpoint = make_block()
+                rows, checkpoint, done = make_block()
                 self.writer.append(rows)
+                if done is not None:
+                    done()
                 self.writer.commit(checkpoint)
                 self.committed_epoch = self.writer.last_epoch
             except BaseException as exc:  # noqa: BLE001 - reported to the training thread
@@ -511,8 +585,11 @@ class Recording:
             raise RecordingError(f"path {self.path!r} is a folder, not a recording (.h5 file)")
         if not h5py.is_hdf5(self.path):
             raise RecordingError(f"path {self.path!r} is not an HDF5 file (truncated, corrupted, or another format)")
+        # locking=False reads a file another process is writing; a file this process is writing is
+        # shared with the writer's handle, and HDF5 wants the same locking flags for both
+        locking = None if os.path.realpath(self.path) in _WRITING else False
         try:
-            self.f = h5py.File(self.path, "r", locking=False)
+            self.f = h5py.File(self.path, "r", locking=locking)
         except OSError as exc:
             raise RecordingError(
                 f"path {self.path!r} could not be opened as HDF5 (truncated or corrupted?): {exc}"

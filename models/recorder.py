@@ -33,7 +33,7 @@ import time
 import warnings
 import weakref
 from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import torch
@@ -169,40 +169,6 @@ def _host(t: torch.Tensor) -> torch.Tensor:
     return buf
 
 
-class _Row(NamedTuple):
-    """One recorded epoch, as the training thread leaves it for the writer thread."""
-
-    epoch: int
-    acts: list[torch.Tensor]  # per recorded layer: (sample, unit)
-    pre: list[torch.Tensor]  # pre-activations, when recorded
-    logits: torch.Tensor  # (sample, output)
-    z: torch.Tensor  # the output after the loss's non-linearity
-    params: torch.Tensor  # every parameter, flattened and concatenated
-    grads: torch.Tensor  # their gradients, likewise (NaN where missing)
-    states: list[torch.Tensor | None]  # each optimizer state, likewise (None before it exists)
-    prev: torch.Tensor | None  # the previous epoch's flat parameters (for the update norm)
-    metrics: dict[str, Any]
-
-    def to_host(self) -> _Row:
-        """The same row with every tensor copied to host memory (asynchronously from CUDA)."""
-
-        def host(t: torch.Tensor | None) -> torch.Tensor | None:
-            return None if t is None else _host(t)
-
-        return _Row(
-            self.epoch,
-            [_host(t) for t in self.acts],
-            [_host(t) for t in self.pre],
-            _host(self.logits),
-            _host(self.z),
-            _host(self.params),
-            _host(self.grads),
-            [host(t) for t in self.states],
-            host(self.prev),
-            self.metrics,
-        )
-
-
 class Recorder(Callback):
     """Record hidden layers, the output, parameters, norms and metrics into one HDF5 file.
 
@@ -304,9 +270,12 @@ class Recorder(Callback):
         self._reuse = False
         self._last_recorded = -1
         self._prev: tuple[int, torch.Tensor] | None = None
-        self._block: list[_Row] = []
         self._flat: Any = None
+        self._chunks: list[tuple[torch.Tensor, int]] = []  # block buffers, (chunk_rows, row_size) each, and rows used
+        self._meta: list[tuple[int, dict[str, Any], torch.Tensor | None]] = []  # per row: epoch, metrics, prev
+        self._pool: list[torch.Tensor] = []  # written chunks, for reuse
         self._block_start = 0.0
+        self._written: tuple[int, np.ndarray] | None = None  # writer thread: last written epoch and its params
         self._t0 = time.perf_counter()
         self._old_sigterm: Any = None
         self.closed = False
@@ -447,18 +416,31 @@ class Recorder(Callback):
         self._resumed_from = writer.last_epoch if mode == "resume" else -1
         self._last_recorded = writer.last_epoch
         self._writer = BackgroundWriter(writer, max_buffer_bytes=self.max_buffer_bytes, on_commit=self.on_commit)
-        self._epoch_bytes = self._row_bytes(shapes)
+        self._make_layout(shapes)
         if self.verbose:
             self._announce(shapes, epochs)
         self._install_signal_handler()
         _OPEN.add(self)
 
-    def _row_bytes(self, shapes: Mapping[str, tuple[int, ...]]) -> int:
-        acts = sum(math.prod(s) * 4 for name, s in shapes.items() if not name.endswith(":pre"))
-        pre = sum(math.prod(s) * 4 for name, s in shapes.items() if name.endswith(":pre"))
-        out = math.prod(shapes["output"]) * 4
+    def _make_layout(self, shapes: Mapping[str, tuple[int, ...]]) -> None:
+        """Where each recorded array lives in a row of the block buffer (float32, one row per epoch)."""
+        n_scalars = int(self._offsets[-1])
+        pieces: list[tuple[str, tuple[int, ...]]] = [(S.layer(name), shapes[name]) for name in self._modules]
+        if self.preactivation:
+            pieces += [(S.layer(name, S.PREACTIVATION), shapes[f"{name}:pre"]) for name in self._modules]
+        pieces += [(S.layer("output", S.PREACTIVATION), shapes["output"]), (S.layer("output"), shapes["output"])]
+        pieces += [("params", (n_scalars,)), ("grads", (n_scalars,))]
+        pieces += [(f"state:{key}", (n_scalars,)) for key in self._opt_keys]
+        self._layout: dict[str, tuple[int, int, tuple[int, ...]]] = {}
+        start = 0
+        for key, shape in pieces:
+            size = math.prod(shape)
+            self._layout[key] = (start, start + size, tuple(shape))
+            start += size
+        self._row_size = start
+        self._chunk_rows = int(max(1, min(256, (4 << 20) // (4 * start))))
         n_par = len(self._params)
-        return acts + pre + out + int(self._offsets[-1]) * 4 + n_par * 8 * (2 + len(self._opt_keys)) + 8 * 8
+        self._epoch_bytes = 4 * start + 8 * n_par * (2 + len(self._opt_keys)) + 8 * 8
 
     def _announce(self, shapes: Mapping[str, tuple[int, ...]], epochs: int | None) -> None:
         per = self._epoch_bytes
@@ -508,34 +490,39 @@ class Recorder(Callback):
     def _capture(
         self, model: nn.Module, epoch: int, metrics: Mapping[str, Any], optimizer: Any, captured: bool
     ) -> None:
-        """Copy what epoch ``epoch`` shows into the pending block (cheap: the heavy work is the writer's)."""
+        """Copy what epoch ``epoch`` shows into the next row of the block buffer: one tensor copy.
+
+        The heavy work (splitting, norms, HDF5) is the writer thread's.
+        """
         if not captured or "output" not in self._captured:
             self._captured.clear()
             self._probe_pass(model)
         cap = self._captured
         logits = cap.pop("output")
-        acts = [cap.pop(name) for name in self._modules]
-        pre = [cap.pop(f"{name}:pre") for name in self._modules] if self.preactivation else []
+        parts = [cap.pop(name) for name in self._modules]
+        if self.preactivation:
+            parts += [cap.pop(f"{name}:pre") for name in self._modules]
         cap.clear()
+        z = self.loss.activation(logits) if self.loss is not None else logits
+        parts += [logits, z]
         flat = self._flat
-        if flat is not None:  # one copy each (train()'s contiguous storage)
-            params, grads = flat.params.clone(), flat.grads.clone()
-            states = [flat.states[k].clone() if k in flat.states else None for k in self._opt_keys]
+        if flat is not None:  # train()'s contiguous storage: the buffers themselves
+            parts += [flat.params, flat.grads]
+            parts += [flat.states.get(key, self._nans) for key in self._opt_keys]
         else:
             tensors = [p for _, p in self._params]
-            params = _flat(tensors, self._sizes, logits)
-            grads = _flat([p.grad for p in tensors], self._sizes, logits)
+            parts += tensors + [p.grad if p.grad is not None else self._nans_like(p) for p in tensors]
             per_param = [optimizer.state.get(p, {}) for p in tensors] if optimizer is not None else []
-            states = [_flat([st.get(k) for st in per_param], self._sizes, logits) for k in self._opt_keys]
+            for key in self._opt_keys:
+                parts += [st.get(key, self._nans_like(p)) for st, p in zip(per_param, tensors)]
+        row = self._next_row(logits)
+        torch.cat([t.detach().reshape(-1) for t in parts], out=row)
         prev = self._prev[1] if self._prev is not None and self._prev[0] == epoch - 1 else None
-        z = self.loss.activation(logits) if self.loss is not None else logits
         values = dict(metrics)
         values.setdefault("time", time.perf_counter() - self._t0)
-        if not self._block:
-            self._block_start = time.perf_counter()
-        self._block.append(_Row(epoch, acts, pre, logits, z.detach(), params, grads, states, prev, values))
+        self._meta.append((epoch, values, prev))
         self._last_recorded = epoch
-        self._prev = (epoch, params)
+        self._prev = None
 
     def _handoff(
         self, optimizer: Any, generator: torch.Generator | None, *, force: bool = False, checkpoint: bool = True
@@ -545,17 +532,19 @@ class Recorder(Callback):
         ``checkpoint`` must be true only while the optimizer and RNG are still
         at the block's last epoch: their state is then saved with the block.
         """
-        if not self._block or not (force or time.perf_counter() - self._block_start >= self.commit_every):
+        if not self._meta or not (force or time.perf_counter() - self._block_start >= self.commit_every):
             return
-        rows, self._block = self._block, []
-        ckpt = self._checkpoint(optimizer, generator, rows[-1].epoch) if checkpoint else None
+        chunks, meta = self._chunks, self._meta
+        self._chunks, self._meta = [], []
+        ckpt = self._checkpoint(optimizer, generator, meta[-1][0]) if checkpoint else None
         ready = None
-        if rows[-1].params.device.type == "cuda":
-            rows = [r.to_host() for r in rows]
+        if chunks[0][0].device.type == "cuda":
+            chunks = [(_host(c), used) for c, used in chunks]
+            meta = [(e, m, None if p is None else _host(p)) for e, m, p in meta]
             event = torch.cuda.Event()
             event.record()
             ready = event.synchronize
-        self._writer.put(self._block_maker(rows, ckpt, ready), self._epoch_bytes * len(rows))
+        self._writer.put(self._block_maker(chunks, meta, ckpt, ready), self._epoch_bytes * len(meta))
 
     def _checkpoint(self, optimizer: Any, generator: torch.Generator | None, epoch: int) -> dict[str, Any]:
         """Optimizer state (flat, per state key), step counts and RNG state at ``epoch``."""
@@ -571,49 +560,85 @@ class Recorder(Callback):
             ckpt["rng"] = generator.get_state()
         return ckpt
 
-    def _block_maker(self, rows: list[_Row], ckpt: dict[str, Any] | None, ready: Any):
-        """The closure the writer thread calls: stack the rows, split the parameters, compute the norms."""
-        offsets = self._offsets
-        names = [n for n, _ in self._params]
-        shapes = [tuple(p.shape) for _, p in self._params]
-        layers = list(self._modules)
-        opt_names = [STATE_KEYS[k] for k in self._opt_keys]
+    def _block_maker(
+        self,
+        chunks: list[tuple[torch.Tensor, int]],
+        meta: list[tuple[int, dict[str, Any], torch.Tensor | None]],
+        ckpt: dict[str, Any] | None,
+        ready: Any,
+    ):
+        """The closure the writer thread calls: split the block's rows into datasets, compute the norms."""
 
-        def stack(tensors: list[torch.Tensor | None], size: int = 0) -> np.ndarray:
-            nan = np.full(size, np.nan, np.float32)
-            return np.stack([t.numpy() if t is not None else nan for t in tensors])
-
-        def norms(flat: np.ndarray) -> np.ndarray:  # (epoch, scalar) -> (epoch, parameter)
-            return np.sqrt(np.add.reduceat(np.square(flat, dtype=np.float64), offsets[:-1], axis=1))
-
-        def make_block() -> tuple[dict[str, np.ndarray], dict[str, np.ndarray] | None]:
+        def make_block() -> tuple[dict[str, np.ndarray], dict[str, np.ndarray] | None, Any]:
             if ready is not None:
                 ready()
-            k = len(rows)
-            out: dict[str, np.ndarray] = {S.EPOCH: np.array([r.epoch for r in rows], np.int64)}
-            for j, name in enumerate(layers):
-                out[S.layer(name)] = stack([r.acts[j] for r in rows])
-                if rows[0].pre:
-                    out[S.layer(name, S.PREACTIVATION)] = stack([r.pre[j] for r in rows])
-            out[S.layer("output")] = stack([r.z for r in rows])
-            out[S.layer("output", S.PREACTIVATION)] = stack([r.logits for r in rows])
-            flat = stack([r.params for r in rows])
-            for name, shape, a, b in zip(names, shapes, offsets[:-1], offsets[1:]):
-                out[S.parameter(name)] = flat[:, a:b].reshape(k, *shape)
-            out[S.norm("gradient")] = norms(stack([r.grads for r in rows]))
-            out[S.norm("update")] = norms(flat - stack([r.prev for r in rows], flat.shape[1]))
-            for i, name in enumerate(opt_names):
-                out[S.optimizer_state(name)] = norms(stack([r.states[i] for r in rows], flat.shape[1]))
-            for key in dict.fromkeys(key for r in rows for key in r.metrics):
-                out[S.metric(key)] = np.array([float(r.metrics.get(key, np.nan)) for r in rows], np.float64)
-            return out, None if ckpt is None else {key: np.asarray(v) for key, v in ckpt.items()}
+            parts = [c.numpy()[:used] for c, used in chunks]
+            block = parts[0] if len(parts) == 1 else np.concatenate(parts)
+            k = len(meta)
+            epochs = np.array([e for e, _, _ in meta], np.int64)
+            offsets = self._offsets
+            out: dict[str, np.ndarray] = {S.EPOCH: epochs}
+            cols = {key: block[:, a:b] for key, (a, b, _) in self._layout.items()}
+            for key, (_, _, shape) in self._layout.items():
+                if key.startswith(S.LAYERS):
+                    out[key] = cols[key].reshape(k, *shape)
+            params = cols["params"]
+            for (name, p), a, b in zip(self._params, offsets[:-1], offsets[1:]):
+                out[S.parameter(name)] = params[:, a:b].reshape(k, *p.shape)
+
+            def norms(flat: np.ndarray) -> np.ndarray:  # (epoch, scalar) -> (epoch, parameter)
+                return np.sqrt(np.add.reduceat(np.square(flat, dtype=np.float64), offsets[:-1], axis=1))
+
+            out[S.norm("gradient")] = norms(cols["grads"])
+            for key in self._opt_keys:
+                out[S.optimizer_state(STATE_KEYS[key])] = norms(cols[f"state:{key}"])
+            prev = np.full_like(params, np.nan)
+            last = self._written
+            for i, (epoch, _, snapshot) in enumerate(meta):
+                if i and epochs[i - 1] == epoch - 1:
+                    prev[i] = params[i - 1]
+                elif snapshot is not None:
+                    prev[i] = snapshot.numpy()
+                elif i == 0 and last is not None and last[0] == epoch - 1:
+                    prev[i] = last[1]
+            out[S.norm("update")] = norms(params - prev)
+            for key in dict.fromkeys(key for _, m, _ in meta for key in m):
+                out[S.metric(key)] = np.array([float(m.get(key, np.nan)) for _, m, _ in meta], np.float64)
+            self._written = (int(epochs[-1]), params[-1].copy())
+            return out, None if ckpt is None else {key: np.asarray(v) for key, v in ckpt.items()}, recycle
+
+        def recycle() -> None:  # once the block is written, the training thread may reuse its buffers
+            for chunk, _ in chunks:
+                if chunk.device.type == "cpu" and len(self._pool) < 4:
+                    self._pool.append(chunk)
 
         return make_block
 
     def _snapshot(self, epoch: int) -> None:
-        """Keep this epoch's weights when the next epoch is recorded (for its update norm)."""
-        if epoch + 1 in self.schedule and (self._prev is None or self._prev[0] != epoch):
-            self._prev = (epoch, torch.cat([p.detach().reshape(-1) for _, p in self._params]))
+        """Keep this epoch's weights when the next epoch is recorded but this one is not (its update norm)."""
+        if epoch + 1 in self.schedule and epoch != self._last_recorded:
+            self._prev = (epoch, torch.cat([p.detach().reshape(-1) for _, p in self._params]).float())
+
+    def _nans_like(self, p: torch.Tensor) -> torch.Tensor:
+        return torch.full((p.numel(),), float("nan"), device=p.device)
+
+    @property
+    def _nans(self) -> torch.Tensor:
+        like = self._params[0][1]
+        return torch.full((int(self._offsets[-1]),), float("nan"), device=like.device)
+
+    def _next_row(self, like: torch.Tensor) -> torch.Tensor:
+        """A free row of the current block buffer (a new chunk when the last one is full)."""
+        if not self._chunks or self._chunks[-1][1] == self._chunk_rows:
+            if not self._meta:
+                self._block_start = time.perf_counter()
+            shape = (self._chunk_rows, self._row_size)
+            reuse = like.device.type == "cpu" and self._pool and tuple(self._pool[-1].shape) == shape
+            chunk = self._pool.pop() if reuse else torch.empty(shape, dtype=torch.float32, device=like.device)
+            self._chunks.append((chunk, 0))
+        chunk, used = self._chunks[-1]
+        self._chunks[-1] = (chunk, used + 1)
+        return chunk[used]
 
     # ------------------------------------------------------------------ by hand
 
@@ -697,7 +722,8 @@ class Recorder(Callback):
         _OPEN.discard(self)
         if self._writer is not None:
             try:
-                self._handoff(self.optimizer, None, force=True, checkpoint=False)
+                if self._writer.error is None:  # a failed writer takes no more blocks; its error is raised once
+                    self._handoff(self.optimizer, None, force=True, checkpoint=False)
             finally:
                 self._writer.close(status, epoch=epoch, message=message)
 
@@ -760,7 +786,7 @@ class Recorder(Callback):
                 if state.epoch > self._last_recorded:
                     self._capture(state.network, state.epoch, state.metrics, state.optimizer, False)
                 generator = state.generator if not state.full_batch else None
-                current = bool(self._block) and self._block[-1].epoch == state.epoch
+                current = bool(self._meta) and self._meta[-1][0] == state.epoch
                 self._handoff(state.optimizer, generator, force=True, checkpoint=current)
         finally:
             status = state.status if state.status != "running" else "interrupted"
@@ -797,10 +823,13 @@ class Recorder(Callback):
         _load_optimizer_state(state.optimizer, [p for _, p in self._params], ckpt, self._offsets)
         if "rng" in ckpt:
             state.generator.set_state(torch.from_numpy(ckpt["rng"]))
-        state.start_epoch = epoch
+        # full batch: epoch k's pass at w_k takes the step to w_{k+1}, so it runs again; mini-batch: epoch k's
+        # updates happened inside epoch k, so the run goes on with epoch k + 1
+        state.start_epoch = epoch if state.full_batch else epoch + 1
         state.time_offset = time_spent
         self._last_recorded = epoch
         self._prev = None
+        self._snapshot(epoch)  # for the update norm of the next recorded epoch
 
 
 def _describe(model: nn.Module) -> dict[str, Any]:

@@ -34,6 +34,15 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_info(args: argparse.Namespace) -> int:
+    from data.recording import open_recording
+
+    for k, path in enumerate(args.recordings):
+        with open_recording(path) as rec:
+            print(("\n" if k else "") + rec.summary())
+    return 0
+
+
 def _cmd_tasks(args: argparse.Namespace) -> int:
     from data import load_task, task_names
 
@@ -61,6 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seeds", type=int, default=2, help="seeds per configuration (default: 2)")
     demo.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     demo.set_defaults(func=_cmd_demo)
+
+    info = sub.add_parser("info", help="summarise recordings: task, network, loss, optimizer, epochs, layers, status")
+    info.add_argument("recordings", nargs="+", metavar="RUN.h5", help="recording files")
+    info.set_defaults(func=_cmd_info)
 
     tasks = sub.add_parser("tasks", help="list the tasks that load_task() and experiments accept")
     tasks.set_defaults(func=_cmd_tasks)

@@ -200,3 +200,15 @@ def test_bad_training_input(kwargs, fragment):
     network = kwargs.pop("network", NetworkConfig(task.n_inputs, task.n_outputs, (2,)))
     with pytest.raises(ParameterError, match=fragment):
         train(network, task, **kwargs)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop"])
+def test_contiguous_storage_is_bit_identical_to_per_tensor_storage(optimizer):
+    task = load_task("moons", n_samples=40)
+    runs = [train(NetworkConfig(2, 1, (5, 3)), task, optimizer=optimizer, lr=0.05, epochs=12, batch_size=batch,
+                  contiguous=contiguous, weight_decay=0.01)
+            for batch in (None, 16) for contiguous in (True, False)]
+    for a, b in ((runs[0], runs[1]), (runs[2], runs[3])):
+        for p, q in zip(a.network.parameters(), b.network.parameters()):
+            assert torch.equal(p, q)
+        np.testing.assert_array_equal(a.metrics["loss"], b.metrics["loss"])

@@ -40,3 +40,27 @@ def test_demo_prints_a_summary_table(capsys):
 def test_console_script_entry_point_runs_as_a_module():
     proc = subprocess.run([sys.executable, "-m", "reports.cli", "--version"], capture_output=True, text=True)
     assert proc.returncode == 0 and proc.stdout.startswith("hud ")
+
+
+def test_info_summarises_a_recording(tmp_path, capsys):
+    from data import load_task
+    from models import NetworkConfig, train
+    from models.recorder import Recorder
+
+    path = tmp_path / "run.h5"
+    train(NetworkConfig(2, 1, (3,)), load_task("xor"), loss="sse", optimizer="momentum", epochs=7,
+          callbacks=[Recorder(path, verbose=False)])
+    assert main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    for fragment in ("task       xor", "network    2-3-1 mlp, tanh", "loss       sse", "optimizer  momentum",
+                     "epochs     8 recorded, 0..7", "hidden1 4x3", "output 4x1", "status     complete", "size"):
+        assert fragment in out, fragment
+
+
+def test_info_on_bad_files_is_one_line_and_exit_2(tmp_path, capsys):
+    (tmp_path / "x.h5").write_text("hello")
+    assert main(["info", str(tmp_path / "x.h5")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("hud: error: path") and "is not an HDF5 file" in err and err.count("\n") == 1
+    assert main(["info", str(tmp_path / "nope.h5")]) == 2
+    assert "does not exist" in capsys.readouterr().err
