@@ -80,6 +80,14 @@ def _json(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
 
 
+def _write_rows(ds: h5py.Dataset, start: int, values: np.ndarray) -> None:
+    """Write ``values`` (n_rows, ...) at rows ``start:`` with h5py's low-level API (the fast path of a hot loop)."""
+    values = np.ascontiguousarray(values, dtype=ds.dtype)
+    space = ds.id.get_space()
+    space.select_hyperslab((start,) + (0,) * (values.ndim - 1), values.shape)
+    ds.id.write(h5py.h5s.create_simple(values.shape), space, values)
+
+
 def _label(ds: h5py.Dataset, path: str) -> None:
     for k, name in enumerate(S.dims(path, ds.ndim)):
         ds.dims[k].label = name
@@ -290,17 +298,15 @@ class RecordingWriter:
             raise RecordingError(f"epochs must increase past {self.last_epoch}; got {epochs[:5].tolist()}...")
         start, end = self.rows, self.rows + k
         self._reserve(self._block_bytes(block, start, end))
-        f = self.f
-        for path in self._known_paths():
-            f[path].resize(end, axis=0)
+        datasets = self._datasets()
+        for ds in datasets.values():
+            ds.id.set_extent((end, *ds.shape[1:]))
         for path, values in block.items():
-            values = np.asarray(values)
-            ds = f.get(path)
+            ds = datasets.get(path)
             if ds is None:
-                ds = self._create(path, values[0])
-                ds.resize(end, axis=0)
-                self._paths.append(path)
-            ds[start:end] = values
+                ds = datasets[path] = self._create(path, np.asarray(values)[0])
+                ds.id.set_extent((end, *ds.shape[1:]))
+            _write_rows(ds, start, values)
         self.rows = end
         self.last_epoch = int(epochs[-1])
 
@@ -351,10 +357,11 @@ class RecordingWriter:
             self._reserved = False
             os.ftruncate(self.f.id.get_vfd_handle(), self.f.id.get_filesize())
 
-    def _known_paths(self) -> list[str]:
-        if not hasattr(self, "_paths"):
-            self._paths = self._epoch_paths()
-        return self._paths
+    def _datasets(self) -> dict[str, h5py.Dataset]:
+        """The open epoch-indexed datasets by path (opening a dataset by path costs more than writing to it)."""
+        if not hasattr(self, "_open_datasets"):
+            self._open_datasets = {path: self.f[path] for path in self._epoch_paths()}
+        return self._open_datasets
 
     def commit(self, checkpoint: Mapping[str, np.ndarray] | None = None) -> int:
         """Make every appended row durable: flush, then write and flush the marker.
@@ -529,17 +536,17 @@ class BackgroundWriter:
                     done()
                 self.writer.commit(checkpoint)
                 self.committed_epoch = self.writer.last_epoch
+                with self._cond:
+                    self._buffered -= nbytes
+                    self._done_count += 1
+                    self._cond.notify_all()
+                if self.on_commit is not None:  # an error here stops the recording too, rather than the thread alone
+                    self.on_commit(self.committed_epoch)
             except BaseException as exc:  # noqa: BLE001 - reported to the training thread
                 self.error = exc
                 with self._cond:
                     self._cond.notify_all()
                 return
-            with self._cond:
-                self._buffered -= nbytes
-                self._done_count += 1
-                self._cond.notify_all()
-            if self.on_commit is not None:
-                self.on_commit(self.committed_epoch)
 
 
 # ----------------------------------------------------------------------------- reading

@@ -24,6 +24,7 @@ into rows, computes the norms and appends them in group commits (see
 from __future__ import annotations
 
 import atexit
+import functools
 import json
 import math
 import signal
@@ -72,6 +73,46 @@ _ACTIVATION_MODULES = (
 )
 _MODE_DEPENDENT = (nn.Dropout, nn.modules.batchnorm._BatchNorm, nn.AlphaDropout)
 _OPEN: weakref.WeakSet[Recorder] = weakref.WeakSet()
+
+
+class _Signals:
+    """SIGTERM or SIGINT arriving while a Recorder method runs waits until it returns, so no block is torn."""
+
+    depth = 0  # Recorder methods running in the main thread
+    pending: int | None = None  # a signal that arrived meanwhile
+
+
+def _raise_for(signum: int) -> None:
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
+    raise SystemExit(128 + signum)  # unwinds through train()/with-blocks, which close the file
+
+
+def _on_signal(signum: int, frame: Any) -> None:
+    if _Signals.depth:
+        _Signals.pending = signum
+    else:
+        _raise_for(signum)
+
+
+def _whole(method: Any) -> Any:
+    """Decorator: SIGTERM/SIGINT handled by the Recorder take effect when ``method`` returns."""
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if threading.current_thread() is not threading.main_thread():
+            return method(*args, **kwargs)
+        _Signals.depth += 1
+        try:
+            result = method(*args, **kwargs)
+        finally:
+            _Signals.depth -= 1
+        if not _Signals.depth and _Signals.pending is not None:
+            signum, _Signals.pending = _Signals.pending, None
+            _raise_for(signum)
+        return result
+
+    return wrapper
 
 
 class Schedule:
@@ -277,7 +318,7 @@ class Recorder(Callback):
         self._block_start = 0.0
         self._written: tuple[int, np.ndarray] | None = None  # writer thread: last written epoch and its params
         self._t0 = time.perf_counter()
-        self._old_sigterm: Any = None
+        self._old_handlers: dict[int, Any] = {}
         self.closed = False
 
     # ------------------------------------------------------------------ setup
@@ -467,20 +508,22 @@ class Recorder(Callback):
             print(f"hud: warning: {msg}", file=sys.stderr)
 
     def _install_signal_handler(self) -> None:
+        """SIGTERM raises SystemExit(143), SIGINT KeyboardInterrupt, both deferred out of Recorder methods.
+
+        Only where the default handlers are in place, and only from the main thread.
+        """
         if threading.current_thread() is not threading.main_thread():
             return
-        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-
-            def on_sigterm(signum: int, frame: Any) -> None:
-                raise SystemExit(128 + signum)  # unwinds through train()/with-blocks, which close the file
-
-            self._old_sigterm = signal.SIG_DFL
-            signal.signal(signal.SIGTERM, on_sigterm)
+        for signum, default in ((signal.SIGTERM, signal.SIG_DFL), (signal.SIGINT, signal.default_int_handler)):
+            if signal.getsignal(signum) is default:
+                self._old_handlers[signum] = default
+                signal.signal(signum, _on_signal)
 
     def _restore_signal_handler(self) -> None:
-        if self._old_sigterm is not None and threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, self._old_sigterm)
-            self._old_sigterm = None
+        if self._old_handlers and threading.current_thread() is threading.main_thread():
+            for signum, handler in self._old_handlers.items():
+                signal.signal(signum, handler)
+            self._old_handlers.clear()
 
     # ------------------------------------------------------------------ recording
 
@@ -642,6 +685,7 @@ class Recorder(Callback):
 
     # ------------------------------------------------------------------ by hand
 
+    @_whole
     def record(
         self,
         model: nn.Module,
@@ -704,12 +748,14 @@ class Recorder(Callback):
         self._handoff(optimizer, None, force=epoch == self.epochs)
         return True
 
+    @_whole
     def flush(self) -> None:
         """Block until every recorded epoch is committed to disk."""
         if self._writer is not None:
             self._handoff(self.optimizer, None, force=True, checkpoint=False)
             self._writer.flush()
 
+    @_whole
     def close(self, status: str = "complete", *, epoch: int | None = None, message: str = "") -> None:
         """Commit everything, set the final status, close the file.  Safe to call twice."""
         if self.closed:
@@ -718,14 +764,16 @@ class Recorder(Callback):
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
-        self._restore_signal_handler()
         _OPEN.discard(self)
-        if self._writer is not None:
-            try:
-                if self._writer.error is None:  # a failed writer takes no more blocks; its error is raised once
-                    self._handoff(self.optimizer, None, force=True, checkpoint=False)
-            finally:
-                self._writer.close(status, epoch=epoch, message=message)
+        try:
+            if self._writer is not None:
+                try:
+                    if self._writer.error is None:  # a failed writer takes no more blocks; its error is raised once
+                        self._handoff(self.optimizer, None, force=True, checkpoint=False)
+                finally:
+                    self._writer.close(status, epoch=epoch, message=message)
+        finally:
+            self._restore_signal_handler()  # after the file is closed: a second signal waits for it
 
     def __enter__(self) -> Recorder:
         return self
@@ -766,6 +814,7 @@ class Recorder(Callback):
     def on_epoch_begin(self, state: TrainState) -> None:
         self._armed = self._reuse and self._wants(state.epoch)
 
+    @_whole
     def on_epoch_end(self, state: TrainState) -> None:
         captured = self._armed
         self._armed = False
@@ -778,6 +827,7 @@ class Recorder(Callback):
                 self._snapshot(state.epoch)
             self._handoff(state.optimizer, generator, checkpoint=False)
 
+    @_whole
     def on_train_end(self, state: TrainState) -> None:
         if self.closed or self._writer is None:
             return
@@ -828,8 +878,8 @@ class Recorder(Callback):
         state.start_epoch = epoch if state.full_batch else epoch + 1
         state.time_offset = time_spent
         self._last_recorded = epoch
-        self._prev = None
-        self._snapshot(epoch)  # for the update norm of the next recorded epoch
+        # the weights of the epoch resumed from: the update norm of the next recorded epoch
+        self._prev = (epoch, torch.cat([p.detach().reshape(-1) for _, p in self._params]).float())
 
 
 def _describe(model: nn.Module) -> dict[str, Any]:

@@ -514,6 +514,9 @@ class _Loop:
 
     def run(self, bar: tqdm) -> None:
         s = self.s
+        if s.start_epoch > s.epochs:  # resumed from a recording that already holds every epoch
+            s.status = "complete"
+            return
         for epoch in range(s.start_epoch, s.epochs + 1):
             s.epoch = epoch
             for cb in self.callbacks:
