@@ -43,6 +43,7 @@ __all__ = [
     "weight_norms",
     "gradient_norms",
     "update_norms",
+    "norms_by_layer",
     "effective_step_size",
     "DIRECTIONS",
 ]
@@ -375,6 +376,42 @@ def update_norms(params: Mapping[str, Any], *, epochs: Any = None) -> pd.DataFra
     ep = epoch_labels("epochs", epochs, n_epochs)
     diffs = {layer: [np.diff(np.asarray(a, np.float64), axis=0) for a in arrays] for layer, arrays in layers.items()}
     return _norm_frame(_layer_norms(diffs), ep[:-1], "update_norm")
+
+
+def norms_by_layer(norms: pd.DataFrame, *, metric: str, shift: int = 0) -> pd.DataFrame:
+    """Per-parameter L2 norms (a recording's layout) combined into per-layer norms, in tidy form.
+
+    A layer's norm is the root of the sum of its parameters' squared norms.
+
+    Parameters
+    ----------
+    norms : DataFrame of shape (n_epochs, n_parameters)
+        Index: epoch; columns: parameter names such as 'hidden1.linear.weight'
+        (what ``Recording.norms(kind)`` and ``Recording.optimizer_state(name)`` return).
+    metric : str
+        The ``metric`` column's value, e.g. 'gradient_norm'.
+    shift : int
+        Added to the epochs.  A recording labels the update w_k - w_{k-1}
+        with epoch k; ``shift=-1`` labels it with k - 1, the epoch whose
+        gradient took that step, as :func:`update_norms` and
+        :func:`effective_step_size` do.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``epoch``, ``layer``, ``metric``, ``value``.
+    """
+    if not isinstance(norms, pd.DataFrame) or norms.shape[1] == 0:
+        raise ParameterError(
+            f"norms must be a DataFrame indexed by epoch with one column per parameter; got {type(norms).__name__}"
+        )
+    values = norms.to_numpy(np.float64)
+    epochs = np.asarray(norms.index, np.int64) + int(shift)
+    layers: dict[str, list[int]] = {}
+    for j, name in enumerate(norms.columns):
+        layers.setdefault(layer_of(name), []).append(j)
+    per_layer = {layer: np.sqrt(np.sum(values[:, cols] ** 2, axis=1)) for layer, cols in layers.items()}
+    return _norm_frame(per_layer, epochs, metric)
 
 
 def effective_step_size(updates: pd.DataFrame, gradients: pd.DataFrame, *, lr: float) -> pd.DataFrame:

@@ -2,6 +2,7 @@
 
 from ._version import __version__
 from .errors import FormatVersionError, HudError, NotRecordedError, ParameterError, RecordingError
+from .recording import Recording, open_recording
 from .tasks import TASK_KINDS, Probe, Task, load_task, task_names
 
 __all__ = [
@@ -13,7 +14,9 @@ __all__ = [
     "ParameterError",
     "RecordingError",
     "Probe",
+    "Recording",
     "Task",
     "load_task",
+    "open_recording",
     "task_names",
 ]

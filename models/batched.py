@@ -705,6 +705,7 @@ def train_batched(
     device: str | torch.device = "cpu",
     num_threads: int | str = "auto",
     progress: bool = False,
+    observer: Callable[[Any, int, Mapping[str, torch.Tensor]], None] | None = None,
 ) -> list[TrainResult]:
     """Train many runs of one architecture at once, each as ``models.train`` would train it alone.
 
@@ -738,6 +739,15 @@ def train_batched(
         has fewer than 100,000 parameters.
     progress : bool
         Show a tqdm progress bar with an ETA.
+    observer : callable, optional
+        Called once per epoch with ``(run, epoch, layer_outputs)`` after every
+        member's metrics, status and callbacks of that epoch and before the
+        members that end are frozen: ``run`` is the batch's internal state (the
+        stacked weights, gradients and optimizer state, in internal member
+        order), ``layer_outputs`` the layer outputs of every member, each of
+        shape (member, unit, sample).  For recorders that copy every member at
+        once (``models.batch_recorder.BatchRecorder``); per-member callbacks
+        cost a Python call chain per member and epoch.
 
     Returns
     -------
@@ -796,6 +806,7 @@ def train_batched(
             num_threads = 1 if batch.n * batch.n_params < 100_000 else threads_before
         torch.set_num_threads(int(num_threads))
         run = _Run(batch, epochs, batch_size, full_batch, stop_loss, stop_accuracy)
+        run.observer = observer
         run.train(progress)
     finally:
         torch.set_num_threads(threads_before)
@@ -877,6 +888,7 @@ class _Run:
                 n_members=n,
                 parameters=dict(net.named_parameters()),
             )
+        self.observer: Callable[[Any, int, Mapping[str, torch.Tensor]], None] | None = None
         self.start = time.perf_counter()
 
     # -- results ---------------------------------------------------------------------
@@ -981,7 +993,7 @@ class _Run:
             state.epoch, state.layer_outputs = epoch, {}
             for cb in b.members[r].callbacks:
                 cb.on_epoch_begin(state)
-        keep = bool(watched)
+        keep = bool(watched) or self.observer is not None
         if self.full_batch:
             values, outputs = self._full_batch_epoch(keep)
             self.has_grads = True
@@ -1034,6 +1046,8 @@ class _Run:
             if state.status == "running" and state.stop:
                 self.status[r] = state.status = "stopped"
                 ending[r] = True
+        if self.observer is not None:
+            self.observer(self, epoch, outputs)
         for r in np.flatnonzero(ending):
             self._end(r, epoch)
 

@@ -303,6 +303,7 @@ class Recorder(Callback):
         self.verbose = bool(verbose)
         self.on_commit = on_commit
         self._probe = self._as_probe(probe) if probe is not None else None
+        self._task = probe if isinstance(probe, Task) else None  # by hand: its grid and name go in the file
         self._writer: BackgroundWriter | None = None
         self._model: nn.Module | None = None
         self._handles: list[Any] = []
@@ -731,8 +732,8 @@ class Recorder(Callback):
             self._open(
                 model,
                 probe=self._probe,
-                config=self.config or _describe(model),
-                grid=None,
+                config=self.config or _describe(model, self._task),
+                grid=_grid(self._task),
                 epochs=self.epochs,
                 optimizer=optimizer,
             )
@@ -796,7 +797,7 @@ class Recorder(Callback):
     def on_train_begin(self, state: TrainState) -> None:
         probe = self._probe or state.task.probe
         task = state.task
-        grid = (task.grid, task.grid_shape, task.extent) if task.grid is not None else None
+        grid = _grid(task)
         self.loss = self.loss or state.loss
         self.epochs = state.epochs
         optimizer = self.optimizer or state.optimizer
@@ -882,14 +883,22 @@ class Recorder(Callback):
         self._prev = (epoch, torch.cat([p.detach().reshape(-1) for _, p in self._params]).float())
 
 
-def _describe(model: nn.Module) -> dict[str, Any]:
+def _describe(model: nn.Module, task: Task | None = None) -> dict[str, Any]:
+    """The config of a run recorded by hand: the network (and the task, when the probe was one)."""
     cfg = getattr(model, "config", None)
     net = (
         cfg.to_dict()
         if isinstance(cfg, NetworkConfig)
         else {"class": f"{type(model).__module__}.{type(model).__qualname__}"}
     )
-    return {"network": net}
+    return {"network": net} if task is None else {"task": {"name": task.name, **task.options}, "network": net}
+
+
+def _grid(task: Task | None) -> tuple[np.ndarray, tuple[int, int], tuple[float, ...]] | None:
+    """The input-plane grid of a 2-D task, as the recording stores it."""
+    if task is None or task.grid is None:
+        return None
+    return task.grid, task.grid_shape, task.extent
 
 
 def _check_same_run(stored: Mapping[str, Any], current: Mapping[str, Any], path: str) -> None:

@@ -158,3 +158,19 @@ def test_update_norms_need_two_epochs_and_step_needs_frames():
     with pytest.raises(ParameterError, match="updates must be a DataFrame"):
         dynamics.effective_step_size(np.zeros(3), pd.DataFrame(), lr=0.1)
     assert dynamics.layer_of("hidden2.linear.weight") == "hidden2" and dynamics.layer_of("output") == "output"
+
+
+def test_norms_by_layer_combines_parameter_norms_and_shifts_epochs():
+    import pandas as pd
+
+    from analysis.dynamics import norms_by_layer
+
+    wide = pd.DataFrame(
+        {"hidden1.linear.weight": [3.0, 6.0], "hidden1.linear.bias": [4.0, 8.0], "output.weight": [1.0, 2.0]},
+        index=pd.Index([1, 2], name="epoch"),
+    )
+    tidy = norms_by_layer(wide, metric="update_norm", shift=-1)
+    h1 = tidy[tidy.layer == "hidden1"]
+    assert list(h1.epoch) == [0, 1] and list(h1.value) == [5.0, 10.0]
+    assert list(tidy[tidy.layer == "output"].value) == [1.0, 2.0]
+    assert set(tidy.metric) == {"update_norm"}

@@ -205,9 +205,20 @@ def test_bad_training_input(kwargs, fragment):
 @pytest.mark.parametrize("optimizer", ["sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop"])
 def test_contiguous_storage_is_bit_identical_to_per_tensor_storage(optimizer):
     task = load_task("moons", n_samples=40)
-    runs = [train(NetworkConfig(2, 1, (5, 3)), task, optimizer=optimizer, lr=0.05, epochs=12, batch_size=batch,
-                  contiguous=contiguous, weight_decay=0.01)
-            for batch in (None, 16) for contiguous in (True, False)]
+    runs = [
+        train(
+            NetworkConfig(2, 1, (5, 3)),
+            task,
+            optimizer=optimizer,
+            lr=0.05,
+            epochs=12,
+            batch_size=batch,
+            contiguous=contiguous,
+            weight_decay=0.01,
+        )
+        for batch in (None, 16)
+        for contiguous in (True, False)
+    ]
     for a, b in ((runs[0], runs[1]), (runs[2], runs[3])):
         for p, q in zip(a.network.parameters(), b.network.parameters()):
             assert torch.equal(p, q)

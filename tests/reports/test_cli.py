@@ -30,11 +30,25 @@ def test_tasks_lists_every_task(capsys):
         assert name in out
 
 
-def test_demo_prints_a_summary_table(capsys):
-    assert main(["demo", "--epochs", "20", "--seeds", "1", "--quiet"]) == 0
-    out = capsys.readouterr().out
-    for word in ("encoder", "spirals", "sse", "bce", "momentum", "adam", "final_loss", "accuracy"):
-        assert word in out
+def test_demo_trains_reports_and_prints_where_the_pdf_is(tmp_path, monkeypatch, capsys):
+    import reports.demo
+
+    tiny = {
+        "name": "xor",
+        "task": {"name": "xor"},
+        "network": {"hidden": [2]},
+        "training": {"epochs": 10},
+        "record": {"schedule": 1},
+        "grid": {"loss": ["sse", "bce"], "optimizer": [{"name": "adam", "lr": 0.05}], "seeds": 1},
+    }
+    monkeypatch.setattr(reports.demo, "DEMO_EXPERIMENTS", (tiny,))
+    runs, out = tmp_path / "runs", tmp_path / "reports"
+    argv = ["demo", "--runs-dir", str(runs), "-o", str(out), "--format", "pdf", "--workers", "1", "--quiet"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    pdf = out / "xor" / "report.pdf"
+    assert pdf.is_file() and (runs / "xor" / "manifest.json").is_file()
+    assert str(pdf) in printed and "hud demo: trained in" in printed
 
 
 def test_console_script_entry_point_runs_as_a_module():
@@ -48,12 +62,27 @@ def test_info_summarises_a_recording(tmp_path, capsys):
     from models.recorder import Recorder
 
     path = tmp_path / "run.h5"
-    train(NetworkConfig(2, 1, (3,)), load_task("xor"), loss="sse", optimizer="momentum", epochs=7,
-          callbacks=[Recorder(path, verbose=False)])
+    train(
+        NetworkConfig(2, 1, (3,)),
+        load_task("xor"),
+        loss="sse",
+        optimizer="momentum",
+        epochs=7,
+        callbacks=[Recorder(path, verbose=False)],
+    )
     assert main(["info", str(path)]) == 0
     out = capsys.readouterr().out
-    for fragment in ("task       xor", "network    2-3-1 mlp, tanh", "loss       sse", "optimizer  momentum",
-                     "epochs     8 recorded, 0..7", "hidden1 4x3", "output 4x1", "status     complete", "size"):
+    for fragment in (
+        "task       xor",
+        "network    2-3-1 mlp, tanh",
+        "loss       sse",
+        "optimizer  momentum",
+        "epochs     8 recorded, 0..7",
+        "hidden1 4x3",
+        "output 4x1",
+        "status     complete",
+        "size",
+    ):
         assert fragment in out, fragment
 
 
