@@ -38,8 +38,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
     path = os.path.join(tempfile.mkdtemp(prefix="hud-read-"), "big.h5")
-    probe = Probe(rng.random((args.samples, 2), dtype=np.float32), np.zeros((args.samples, 1), np.float32),
-                  np.zeros(args.samples, np.int64))
+    probe = Probe(
+        rng.random((args.samples, 2), dtype=np.float32),
+        np.zeros((args.samples, 1), np.float32),
+        np.zeros(args.samples, np.int64),
+    )
     writer = RecordingWriter(path, config={}, probe=probe)
     block = 50
     t0 = time.perf_counter()
@@ -50,8 +53,10 @@ def main(argv: list[str] | None = None) -> None:
         writer.commit()
     writer.close()
     size = os.path.getsize(path)
-    print(f"wrote {format_bytes(size)} ({args.epochs} epochs x {args.samples} samples x {args.units} units x 2 "
-          f"layers) in {time.perf_counter() - t0:.1f} s")
+    print(
+        f"wrote {format_bytes(size)} ({args.epochs} epochs x {args.samples} samples x {args.units} units x 2 "
+        f"layers) in {time.perf_counter() - t0:.1f} s"
+    )
     with open_recording(path) as rec:
         before = _rchar()
         t0 = time.perf_counter()
@@ -62,10 +67,14 @@ def main(argv: list[str] | None = None) -> None:
         full = rec.activations("hidden1")
         t_full, read_full = time.perf_counter() - t0, _rchar() - before
     layer_bytes = full.nbytes
-    print(f"one layer, 3 epochs : read {format_bytes(read_few):>10} in {1000 * t_few:8.1f} ms "
-          f"(data asked for: {format_bytes(few.nbytes)})")
-    print(f"one layer, all      : read {format_bytes(read_full):>10} in {1000 * t_full:8.1f} ms "
-          f"(layer size: {format_bytes(layer_bytes)})")
+    print(
+        f"one layer, 3 epochs : read {format_bytes(read_few):>10} in {1000 * t_few:8.1f} ms "
+        f"(data asked for: {format_bytes(few.nbytes)})"
+    )
+    print(
+        f"one layer, all      : read {format_bytes(read_full):>10} in {1000 * t_full:8.1f} ms "
+        f"(layer size: {format_bytes(layer_bytes)})"
+    )
     print(f"ratio of bytes read: {read_few / read_full:.5f} (file: {format_bytes(size)})")
     os.remove(path)
 

@@ -46,6 +46,7 @@ STATUSES = ("running", "complete", "converged", "stopped", "diverged", "interrup
 _CHUNK_BYTES = 1 << 18  # target chunk size: 256 KiB
 _CACHE_BYTES = 64 << 20  # chunk cache per file: partially written chunks stay in memory between blocks
 _RESERVE_MARGIN = 1 << 20  # bytes reserved past a block's chunks, for HDF5's own metadata (B-tree nodes, headers)
+_RESERVE_STEP = 16 << 20  # space is allocated ahead in steps of this size
 _DISK_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 _WRITING: set[str] = set()  # real paths this process has open in a RecordingWriter
 
@@ -147,6 +148,7 @@ class RecordingWriter:
         self.compression = compression
         self._slot = -1
         self._reserved = False  # space past HDF5's end of file allocated by _reserve, given back by _trim
+        self._reserved_end = 0  # the file offset up to which space is allocated
         self._can_reserve = hasattr(os, "posix_fallocate")
         self._layouts: dict[str, tuple[int, int]] = {}  # path -> (rows per chunk, bytes per chunk)
         if mode == "resume":
@@ -299,14 +301,15 @@ class RecordingWriter:
         start, end = self.rows, self.rows + k
         self._reserve(self._block_bytes(block, start, end))
         datasets = self._datasets()
-        for ds in datasets.values():
-            ds.id.set_extent((end, *ds.shape[1:]))
+        for ds, tail in datasets.values():
+            ds.id.set_extent((end, *tail))
         for path, values in block.items():
-            ds = datasets.get(path)
-            if ds is None:
-                ds = datasets[path] = self._create(path, np.asarray(values)[0])
-                ds.id.set_extent((end, *ds.shape[1:]))
-            _write_rows(ds, start, values)
+            entry = datasets.get(path)
+            if entry is None:
+                ds = self._create(path, np.asarray(values)[0])
+                entry = datasets[path] = (ds, ds.shape[1:])
+                ds.id.set_extent((end, *entry[1]))
+            _write_rows(entry[0], start, values)
         self.rows = end
         self.last_epoch = int(epochs[-1])
 
@@ -327,40 +330,54 @@ class RecordingWriter:
         return total
 
     def _reserve(self, nbytes: int) -> None:
-        """Allocate ``nbytes`` past HDF5's end of the file before HDF5 writes there.
+        """Make sure ``nbytes`` past HDF5's end of the file are allocated before HDF5 writes there.
 
         HDF5 cannot take back a flush that fails half-way: when the disk fills
         up (or a quota or file size limit is reached) during a flush, the
         superblock may already claim more bytes than the file holds, and the
         whole file no longer opens.  Allocating the space first turns a full
         disk into an error raised before HDF5 writes anything, while the file
-        still holds every committed epoch.  Where the file system cannot
-        allocate ahead (no ``posix_fallocate``), writing goes on unprotected.
+        still holds every committed epoch.  Space is allocated in steps of
+        ``_RESERVE_STEP`` (fewer system calls) and given back when the file is
+        closed; a killed run leaves that tail of zeros, which HDF5 ignores.
+        Where the file system cannot allocate ahead (no ``posix_fallocate``),
+        writing goes on unprotected.
         """
         if not self._can_reserve:
             return
-        try:
-            os.posix_fallocate(self.f.id.get_vfd_handle(), self.f.id.get_filesize(), nbytes)
-        except OSError as exc:
-            if exc.errno not in _DISK_FULL:
-                self._can_reserve = False
-                return
-            raise RecordingError(
-                f"no room for {format_bytes(nbytes)} more: {exc.strerror} "
-                f"(the disk is full, or a quota or file size limit was reached)"
-            ) from None
-        self._reserved = True
+        end = self.f.id.get_filesize()  # HDF5's end of allocated space, not the file's length on disk
+        if end + nbytes <= self._reserved_end:
+            return
+        fd = self.f.id.get_vfd_handle()
+        for size in dict.fromkeys((max(nbytes, _RESERVE_STEP), nbytes)):  # a whole step if it fits, else the need
+            try:
+                os.posix_fallocate(fd, end, size)
+            except OSError as exc:
+                if exc.errno not in _DISK_FULL:
+                    self._can_reserve = False
+                    return
+                error = exc
+                continue
+            self._reserved_end = end + size
+            self._reserved = True
+            return
+        raise RecordingError(
+            f"no room for {format_bytes(nbytes)} more: {error.strerror} "
+            f"(the disk is full, or a quota or file size limit was reached)"
+        ) from None
 
     def _trim(self) -> None:
-        """Give back the space :meth:`_reserve` allocated past what HDF5 uses (right after a flush)."""
+        """Give back the space :meth:`_reserve` allocated past what HDF5 uses (after the last flush)."""
         if self._reserved:
             self._reserved = False
+            self._reserved_end = 0
             os.ftruncate(self.f.id.get_vfd_handle(), self.f.id.get_filesize())
 
-    def _datasets(self) -> dict[str, h5py.Dataset]:
-        """The open epoch-indexed datasets by path (opening a dataset by path costs more than writing to it)."""
+    def _datasets(self) -> dict[str, tuple[h5py.Dataset, tuple[int, ...]]]:
+        """The open epoch-indexed datasets by path, with their row shapes (looking either up costs more
+        than writing a block)."""
         if not hasattr(self, "_open_datasets"):
-            self._open_datasets = {path: self.f[path] for path in self._epoch_paths()}
+            self._open_datasets = {path: (self.f[path], self.f[path].shape[1:]) for path in self._epoch_paths()}
         return self._open_datasets
 
     def commit(self, checkpoint: Mapping[str, np.ndarray] | None = None) -> int:
@@ -382,23 +399,28 @@ class RecordingWriter:
             slot = 1 - self._slot if self._slot >= 0 else 0
             self._reserve(_RESERVE_MARGIN + sum(np.asarray(v).nbytes for v in checkpoint.values()))
             for key, value in checkpoint.items():
-                path = S.checkpoint(slot, key)
-                value = np.asarray(value)
-                ds = self.f.get(path)
-                if ds is not None and (ds.shape != value.shape or ds.dtype != value.dtype):
-                    del self.f[path]
-                    ds = None
-                if ds is None:
-                    self.f.create_dataset(path, data=value)
-                else:
-                    ds[...] = value
+                self._write_checkpoint(S.checkpoint(slot, key), np.asarray(value))
         self.f.flush()  # the data first...
-        self.f[S.COMMIT][:] = np.array([self.rows, slot], np.int64)
+        if not hasattr(self, "_marker"):
+            self._marker = self.f[S.COMMIT]
+        self._marker.id.write(h5py.h5s.ALL, h5py.h5s.ALL, np.array([self.rows, slot], np.int64))
         self.f.flush()  # ...then, in a flush of its own, the marker that claims it
         self.committed = self.rows
         self._slot = slot
-        self._trim()
         return self.committed
+
+    def _write_checkpoint(self, path: str, value: np.ndarray) -> None:
+        """Overwrite one checkpoint array in place (same shape and dtype as last time), or create it."""
+        cache = self.__dict__.setdefault("_checkpoints", {})
+        ds = cache.get(path) or self.f.get(path)
+        if ds is not None and (ds.shape != value.shape or ds.dtype != value.dtype):
+            del self.f[path]
+            ds = None
+        if ds is None:
+            ds = self.f.create_dataset(path, data=value)
+        else:
+            ds.id.write(h5py.h5s.ALL, h5py.h5s.ALL, np.ascontiguousarray(value))
+        cache[path] = ds
 
     def _set_status(self, status: str, epoch: int, message: str) -> None:
         self.f.attrs[S.ROOT_ATTRS.STATUS] = status

@@ -145,6 +145,14 @@ class Network(nn.Module):
 
     ``forward(x)`` maps inputs of shape (n_samples, n_inputs) to output-layer
     pre-activations of shape (n_samples, n_outputs).
+
+    Attributes
+    ----------
+    tap : dict or None
+        When a dict, each forward pass stores every hidden layer's output and
+        the logits in it under their layer names (``hidden1``, ..., ``output``),
+        as forward hooks would, at a fraction of their cost: the recorder uses
+        it for hud's own networks and hooks for any other module.
     """
 
     def __init__(self, config: NetworkConfig) -> None:
@@ -159,11 +167,13 @@ class Network(nn.Module):
             width = h
             total += h
         self.output = nn.Linear(total if config.shortcut else width, config.n_outputs)
+        self._names = tuple(f"hidden{k + 1}" for k in range(len(config.hidden)))
+        self.tap: dict[str, torch.Tensor] | None = None
 
     @property
     def hidden_layers(self) -> list[str]:
         """Names of the hidden layers, first to last."""
-        return [f"hidden{k + 1}" for k in range(len(self.config.hidden))]
+        return list(self._names)
 
     @property
     def layer_names(self) -> list[str]:
@@ -171,14 +181,20 @@ class Network(nn.Module):
         return self.config.layer_names
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        tap, shortcut = self.tap, self.config.shortcut
         if self.config.architecture == "polar":
             x = self.polar(x)
         seen = [x]
-        for name in self.hidden_layers:
-            layer = getattr(self, name)
-            x = layer(torch.cat(seen, dim=1) if self.config.shortcut else x)
-            seen.append(x)
-        return self.output(torch.cat(seen, dim=1) if self.config.shortcut else x)
+        for name in self._names:
+            x = getattr(self, name)(torch.cat(seen, dim=1) if shortcut else x)
+            if tap is not None:
+                tap[name] = x
+            if shortcut:
+                seen.append(x)
+        out = self.output(torch.cat(seen, dim=1) if shortcut else x)
+        if tap is not None:
+            tap["output"] = out
+        return out
 
 
 def build_network(config: NetworkConfig | Mapping[str, Any], *, seed: int | None = 0) -> Network:

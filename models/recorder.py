@@ -201,6 +201,14 @@ def _flat(tensors: Sequence[torch.Tensor | None], sizes: Sequence[int], like: to
     return torch.cat(parts) if parts else like.new_empty(0)
 
 
+try:  # one C++ call that flattens and concatenates (what DDP uses); a cat of reshapes otherwise
+    from torch._utils import _flatten_dense_tensors as _flatten
+except ImportError:  # pragma: no cover - older or newer torch without it
+
+    def _flatten(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+        return torch.cat([t.reshape(-1) for t in tensors])
+
+
 def _host(t: torch.Tensor) -> torch.Tensor:
     """A host copy: asynchronous into pinned memory for CUDA tensors, a plain copy on the CPU."""
     if t.device.type == "cpu":
@@ -272,7 +280,7 @@ class Recorder(Callback):
         epochs: int | None = None,
         resume: bool = False,
         overwrite: bool = False,
-        commit_every: float = 0.25,
+        commit_every: float = 1.0,
         max_buffer_bytes: int = 256 << 20,
         compression: str | None = None,
         verbose: bool = True,
@@ -313,9 +321,8 @@ class Recorder(Callback):
         self._last_recorded = -1
         self._prev: tuple[int, torch.Tensor] | None = None
         self._flat: Any = None
-        self._chunks: list[tuple[torch.Tensor, int]] = []  # block buffers, (chunk_rows, row_size) each, and rows used
-        self._meta: list[tuple[int, dict[str, Any], torch.Tensor | None]] = []  # per row: epoch, metrics, prev
-        self._pool: list[torch.Tensor] = []  # written chunks, for reuse
+        # the pending block: per recorded epoch, (epoch, row, metrics, previous weights or None)
+        self._rows: list[tuple[int, torch.Tensor, dict[str, Any], torch.Tensor | None]] = []
         self._block_start = 0.0
         self._written: tuple[int, np.ndarray] | None = None  # writer thread: last written epoch and its params
         self._t0 = time.perf_counter()
@@ -359,15 +366,36 @@ class Recorder(Callback):
         self._model = model
         self._modules = self._resolve_layers(model)
         self._clone = not isinstance(model, Network)  # a user's model may modify outputs in place
-        for name, module in self._modules.items():
-            self._handles.append(module.register_forward_hook(self._hook(name)))
-            if self.preactivation:
-                self._handles.append(self._pre_hook(name, module))
-        self._handles.append(model.register_forward_hook(self._hook("output")))
+        # hud's own networks store their layer outputs in a dict when asked (Network.tap), far cheaper than
+        # forward hooks; any other module, or pre-activations, take hooks
+        self._tap = (
+            isinstance(model, Network)
+            and not self.preactivation
+            and all(n in model.hidden_layers for n in self._modules)
+        )
+        self._take = [*self._modules, *(f"{n}:pre" for n in self._modules if self.preactivation), "output"]
+        if self._tap:
+            model.tap = self._captured
+        else:
+            for name, module in self._modules.items():
+                self._handles.append(module.register_forward_hook(self._hook(name)))
+                if self.preactivation:
+                    self._handles.append(self._pre_hook(name, module))
+            self._handles.append(model.register_forward_hook(self._hook("output")))
         self._params = [(n, p) for n, p in model.named_parameters()]
         self._sizes = [p.numel() for _, p in self._params]
         self._offsets = np.concatenate([[0], np.cumsum(self._sizes)]).astype(np.int64)
         self._mode_dependent = any(isinstance(m, _MODE_DEPENDENT) for m in model.modules())
+        like = self._params[0][1] if self._params else torch.zeros(0)
+        self._nans = torch.full((int(self._offsets[-1]),), float("nan"), device=like.device)
+
+    def _arm(self, on: bool) -> None:
+        """Capture (or not) the layer outputs of the next forward passes.
+
+        A hud network's tap stays on while it is recorded (it stores three
+        references per pass); hooks check the flag.
+        """
+        self._armed = on
 
     def _hook(self, name: str):
         def hook(module: nn.Module, inputs: Any, output: Any) -> None:
@@ -397,14 +425,14 @@ class Recorder(Callback):
         x = self._probe_x if self._probe_x.device == device else self._probe_x.to(device)
         self._probe_x = x
         was_training = model.training
-        self._armed = True
+        self._arm(True)
         try:
             with torch.no_grad():
                 if was_training and self._mode_dependent:
                     model.eval()
                 model(x)
         finally:
-            self._armed = False
+            self._arm(False)
             if was_training and self._mode_dependent:
                 model.train()
 
@@ -480,7 +508,6 @@ class Recorder(Callback):
             self._layout[key] = (start, start + size, tuple(shape))
             start += size
         self._row_size = start
-        self._chunk_rows = int(max(1, min(256, (4 << 20) // (4 * start))))
         n_par = len(self._params)
         self._epoch_bytes = 4 * start + 8 * n_par * (2 + len(self._opt_keys)) + 8 * 8
 
@@ -534,37 +561,38 @@ class Recorder(Callback):
     def _capture(
         self, model: nn.Module, epoch: int, metrics: Mapping[str, Any], optimizer: Any, captured: bool
     ) -> None:
-        """Copy what epoch ``epoch`` shows into the next row of the block buffer: one tensor copy.
+        """Copy what epoch ``epoch`` shows into one flat row: a single tensor copy.
 
-        The heavy work (splitting, norms, HDF5) is the writer thread's.
+        The heavy work (splitting, the output non-linearity, norms, HDF5) is the writer thread's.
         """
-        if not captured or "output" not in self._captured:
-            self._captured.clear()
-            self._probe_pass(model)
         cap = self._captured
-        logits = cap.pop("output")
-        parts = [cap.pop(name) for name in self._modules]
-        if self.preactivation:
-            parts += [cap.pop(f"{name}:pre") for name in self._modules]
-        cap.clear()
-        z = self.loss.activation(logits) if self.loss is not None else logits
-        parts += [logits, z]
+        if not captured or "output" not in cap:
+            cap.clear()
+            self._probe_pass(model)
+        parts = [cap[name] for name in self._take]
+        parts.append(self.loss.activation(parts[-1]) if self.loss is not None else parts[-1])  # the output z
         flat = self._flat
         if flat is not None:  # train()'s contiguous storage: the buffers themselves
             parts += [flat.params, flat.grads]
             parts += [flat.states.get(key, self._nans) for key in self._opt_keys]
         else:
             tensors = [p for _, p in self._params]
-            parts += tensors + [p.grad if p.grad is not None else self._nans_like(p) for p in tensors]
+            nans = self._nans
+            parts += tensors
+            parts += [p.grad if p.grad is not None else nans[: p.numel()] for p in tensors]
             per_param = [optimizer.state.get(p, {}) for p in tensors] if optimizer is not None else []
             for key in self._opt_keys:
-                parts += [st.get(key, self._nans_like(p)) for st, p in zip(per_param, tensors)]
-        row = self._next_row(logits)
-        torch.cat([t.detach().reshape(-1) for t in parts], out=row)
+                parts += [st[key] if key in st else nans[: p.numel()] for st, p in zip(per_param, tensors)]
+        with torch.no_grad():
+            row = _flatten(parts)
+        cap.clear()
         prev = self._prev[1] if self._prev is not None and self._prev[0] == epoch - 1 else None
         values = dict(metrics)
-        values.setdefault("time", time.perf_counter() - self._t0)
-        self._meta.append((epoch, values, prev))
+        if "time" not in values:
+            values["time"] = time.perf_counter() - self._t0
+        if not self._rows:
+            self._block_start = time.perf_counter()
+        self._rows.append((epoch, row, values, prev))
         self._last_recorded = epoch
         self._prev = None
 
@@ -576,19 +604,21 @@ class Recorder(Callback):
         ``checkpoint`` must be true only while the optimizer and RNG are still
         at the block's last epoch: their state is then saved with the block.
         """
-        if not self._meta or not (force or time.perf_counter() - self._block_start >= self.commit_every):
+        if not self._rows or not (force or time.perf_counter() - self._block_start >= self.commit_every):
             return
-        chunks, meta = self._chunks, self._meta
-        self._chunks, self._meta = [], []
-        ckpt = self._checkpoint(optimizer, generator, meta[-1][0]) if checkpoint else None
+        rows, self._rows = self._rows, []
+        ckpt = self._checkpoint(optimizer, generator, rows[-1][0]) if checkpoint else None
+        block = torch.stack([row for _, row, _, _ in rows])
+        prevs = [prev for *_, prev in rows]
         ready = None
-        if chunks[0][0].device.type == "cuda":
-            chunks = [(_host(c), used) for c, used in chunks]
-            meta = [(e, m, None if p is None else _host(p)) for e, m, p in meta]
+        if block.device.type == "cuda":  # one asynchronous copy to pinned host memory; the writer waits for it
+            block = _host(block)
+            prevs = [None if p is None else _host(p) for p in prevs]
             event = torch.cuda.Event()
             event.record()
             ready = event.synchronize
-        self._writer.put(self._block_maker(chunks, meta, ckpt, ready), self._epoch_bytes * len(meta))
+        meta = [(epoch, values, prev) for (epoch, _, values, _), prev in zip(rows, prevs)]
+        self._writer.put(self._block_maker(block, meta, ckpt, ready), self._epoch_bytes * len(rows))
 
     def _checkpoint(self, optimizer: Any, generator: torch.Generator | None, epoch: int) -> dict[str, Any]:
         """Optimizer state (flat, per state key), step counts and RNG state at ``epoch``."""
@@ -606,7 +636,7 @@ class Recorder(Callback):
 
     def _block_maker(
         self,
-        chunks: list[tuple[torch.Tensor, int]],
+        block: torch.Tensor,
         meta: list[tuple[int, dict[str, Any], torch.Tensor | None]],
         ckpt: dict[str, Any] | None,
         ready: Any,
@@ -616,16 +646,16 @@ class Recorder(Callback):
         def make_block() -> tuple[dict[str, np.ndarray], dict[str, np.ndarray] | None, Any]:
             if ready is not None:
                 ready()
-            parts = [c.numpy()[:used] for c, used in chunks]
-            block = parts[0] if len(parts) == 1 else np.concatenate(parts)
+            rows = block.numpy()  # (epoch, row)
             k = len(meta)
             epochs = np.array([e for e, _, _ in meta], np.int64)
             offsets = self._offsets
             out: dict[str, np.ndarray] = {S.EPOCH: epochs}
-            cols = {key: block[:, a:b] for key, (a, b, _) in self._layout.items()}
+            cols = {key: rows[:, a:b] for key, (a, b, _) in self._layout.items()}
             for key, (_, _, shape) in self._layout.items():
                 if key.startswith(S.LAYERS):
                     out[key] = cols[key].reshape(k, *shape)
+
             params = cols["params"]
             for (name, p), a, b in zip(self._params, offsets[:-1], offsets[1:]):
                 out[S.parameter(name)] = params[:, a:b].reshape(k, *p.shape)
@@ -649,12 +679,7 @@ class Recorder(Callback):
             for key in dict.fromkeys(key for _, m, _ in meta for key in m):
                 out[S.metric(key)] = np.array([float(m.get(key, np.nan)) for _, m, _ in meta], np.float64)
             self._written = (int(epochs[-1]), params[-1].copy())
-            return out, None if ckpt is None else {key: np.asarray(v) for key, v in ckpt.items()}, recycle
-
-        def recycle() -> None:  # once the block is written, the training thread may reuse its buffers
-            for chunk, _ in chunks:
-                if chunk.device.type == "cpu" and len(self._pool) < 4:
-                    self._pool.append(chunk)
+            return out, None if ckpt is None else {key: np.asarray(v) for key, v in ckpt.items()}, None
 
         return make_block
 
@@ -662,27 +687,6 @@ class Recorder(Callback):
         """Keep this epoch's weights when the next epoch is recorded but this one is not (its update norm)."""
         if epoch + 1 in self.schedule and epoch != self._last_recorded:
             self._prev = (epoch, torch.cat([p.detach().reshape(-1) for _, p in self._params]).float())
-
-    def _nans_like(self, p: torch.Tensor) -> torch.Tensor:
-        return torch.full((p.numel(),), float("nan"), device=p.device)
-
-    @property
-    def _nans(self) -> torch.Tensor:
-        like = self._params[0][1]
-        return torch.full((int(self._offsets[-1]),), float("nan"), device=like.device)
-
-    def _next_row(self, like: torch.Tensor) -> torch.Tensor:
-        """A free row of the current block buffer (a new chunk when the last one is full)."""
-        if not self._chunks or self._chunks[-1][1] == self._chunk_rows:
-            if not self._meta:
-                self._block_start = time.perf_counter()
-            shape = (self._chunk_rows, self._row_size)
-            reuse = like.device.type == "cpu" and self._pool and tuple(self._pool[-1].shape) == shape
-            chunk = self._pool.pop() if reuse else torch.empty(shape, dtype=torch.float32, device=like.device)
-            self._chunks.append((chunk, 0))
-        chunk, used = self._chunks[-1]
-        self._chunks[-1] = (chunk, used + 1)
-        return chunk[used]
 
     # ------------------------------------------------------------------ by hand
 
@@ -765,6 +769,8 @@ class Recorder(Callback):
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
+        if getattr(self, "_tap", False) and self._model.tap is self._captured:
+            self._model.tap = None
         _OPEN.discard(self)
         try:
             if self._writer is not None:
@@ -813,12 +819,12 @@ class Recorder(Callback):
             self._restore(state)
 
     def on_epoch_begin(self, state: TrainState) -> None:
-        self._armed = self._reuse and self._wants(state.epoch)
+        self._arm(self._reuse and self._wants(state.epoch))
 
     @_whole
     def on_epoch_end(self, state: TrainState) -> None:
         captured = self._armed
-        self._armed = False
+        self._arm(False)
         generator = state.generator if not state.full_batch else None
         if self._wants(state.epoch):
             self._capture(state.network, state.epoch, state.metrics, state.optimizer, captured)
@@ -837,7 +843,7 @@ class Recorder(Callback):
                 if state.epoch > self._last_recorded:
                     self._capture(state.network, state.epoch, state.metrics, state.optimizer, False)
                 generator = state.generator if not state.full_batch else None
-                current = bool(self._meta) and self._meta[-1][0] == state.epoch
+                current = bool(self._rows) and self._rows[-1][0] == state.epoch
                 self._handoff(state.optimizer, generator, force=True, checkpoint=current)
         finally:
             status = state.status if state.status != "running" else "interrupted"

@@ -120,7 +120,7 @@ def test_weight_decay_is_reported_apart_and_bounds_the_weights():
     m = decayed.metrics
     np.testing.assert_allclose(m["total"], m["loss"] + m["penalty"], rtol=1e-6)
     assert (free.metrics["penalty"] == 0).all() and (m["penalty"] > 0).all()
-    norm = lambda r: sum(float((p**2).sum()) for p in r.network.parameters() if p.dim() == 2)
+    norm = lambda r: sum(float((p.detach() ** 2).sum()) for p in r.network.parameters() if p.dim() == 2)
     assert norm(decayed) < norm(free)
 
 
