@@ -56,7 +56,7 @@ def _report(times: dict[str, list[float]], per: str, n: int) -> None:
         q1, q3 = np.percentile(ratios, [25, 75])
         med = statistics.median(ts)
         print(
-            f"{name:<34} {med:9.3f} {n / med:12.0f} {100 * (statistics.median(ratios) - 1):+26.1f}% "
+            f"{name:<34} {med:9.3f} {n / med:12.3g} {100 * (statistics.median(ratios) - 1):+26.1f}% "
             f"[{100 * (q1 - 1):+.1f}%, {100 * (q3 - 1):+.1f}%]"
         )
 

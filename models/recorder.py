@@ -450,10 +450,12 @@ class Recorder(Callback):
             raise ParameterError("a Recorder records one model once; create a new Recorder for another run")
         self._attach(model)
         self.probe = probe
-        self._probe_x = torch.tensor(probe.inputs)
-        self._probe_pass(model)  # learns the layers' shapes
-        shapes = {name: tuple(t.shape) for name, t in self._captured.items()}
+        self._probe_x = torch.tensor(probe.inputs[:2])
+        self._probe_pass(model)  # learns the layers' widths from two samples
+        n = len(probe.inputs)
+        shapes = {name: (n, *t.shape[1:]) for name, t in self._captured.items()}
         self._captured.clear()
+        self._probe_x = torch.tensor(probe.inputs)
         for name, shape in shapes.items():
             if len(shape) != 2:
                 raise ParameterError(
