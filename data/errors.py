@@ -22,6 +22,7 @@ __all__ = [
     "check_number",
     "check_keys",
     "closest",
+    "did_you_mean",
 ]
 
 
@@ -54,6 +55,12 @@ def closest(value: str, allowed: Iterable[str]) -> str | None:
     return matches[0] if matches else None
 
 
+def did_you_mean(value: Any, allowed: Iterable[Any]) -> str:
+    """`` (did you mean 'x'?)`` naming the allowed name closest to ``value``, or '' if none is close."""
+    hint = closest(value, [a for a in allowed if isinstance(a, str)]) if isinstance(value, str) else None
+    return f" (did you mean {hint!r}?)" if hint else ""
+
+
 def _fmt_allowed(allowed: Iterable[Any]) -> str:
     return ", ".join(repr(a) for a in allowed)
 
@@ -73,11 +80,7 @@ def check_choice(name: str, value: Any, allowed: Iterable[Any]) -> Any:
     allowed = list(allowed)
     if value in allowed:
         return value
-    hint = closest(value, [a for a in allowed if isinstance(a, str)]) if isinstance(value, str) else None
-    msg = f"{name} must be one of {_fmt_allowed(allowed)}; got {value!r}"
-    if hint:
-        msg += f" (did you mean {hint!r}?)"
-    raise ParameterError(msg)
+    raise ParameterError(f"{name} must be one of {_fmt_allowed(allowed)}; got {value!r}{did_you_mean(value, allowed)}")
 
 
 def check_number(
@@ -134,8 +137,7 @@ def check_keys(name: str, given: Mapping[str, Any] | Iterable[str], allowed: Ite
     allowed = list(allowed)
     for key in given:
         if key not in allowed:
-            hint = closest(key, allowed)
-            msg = f"{name} got an unknown option {key!r}; allowed: {', '.join(allowed) or '(none)'}"
-            if hint:
-                msg += f" (did you mean {hint!r}?)"
-            raise ParameterError(msg)
+            raise ParameterError(
+                f"{name} got an unknown option {key!r}; allowed: {', '.join(allowed) or '(none)'}"
+                + did_you_mean(key, allowed)
+            )

@@ -57,7 +57,7 @@ from data.tasks import Task
 from .losses import Loss
 from .networks import NetworkConfig, build_network
 from .optim import OPTIMIZERS, get_optimizer, optimizer_options
-from .training import METRICS, Callback, TrainResult, TrainState, _device, _resolve_loss
+from .training import METRICS, Callback, TrainResult, TrainState, _check_run_options, _device, _resolve_loss
 
 __all__ = ["BATCHED_OPTIMIZERS", "MemberSpec", "MemberState", "train_batched"]
 
@@ -773,17 +773,8 @@ def train_batched(
     updates sum in another order than the per-run ones, and the difference
     grows with the epochs (compare over ~100 epochs, not thousands).
     """
-    if not isinstance(task, Task):
-        raise ParameterError(f"task must be a Task (see data.load_task); got {type(task).__name__}")
+    epochs, batch_size, full_batch = _check_run_options(task, epochs, stop_loss, stop_accuracy, batch_size)
     config = _resolve_config(config, task)
-    epochs = int(check_number("epochs", epochs, low=0, integer=True))
-    if stop_loss is not None:
-        check_number("stop_loss", stop_loss)
-    if stop_accuracy is not None:
-        check_number("stop_accuracy", stop_accuracy, low=0, high=1)
-    if batch_size is not None:
-        batch_size = int(check_number("batch_size", batch_size, low=1, integer=True))
-    full_batch = batch_size is None or batch_size >= task.n_samples
     if isinstance(num_threads, str):
         check_choice("num_threads", num_threads, ["auto"])
     else:

@@ -67,7 +67,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from data.errors import ParameterError, closest
+from data.errors import ParameterError, did_you_mean
 from data.tasks import Task, load_task
 
 from .losses import LOSSES
@@ -163,10 +163,8 @@ def _bool(where: str, value: Any) -> bool:
 def _choice(where: str, value: Any, allowed: Sequence[str]) -> str:
     _str(where, value)
     if value not in allowed:
-        hint = closest(value, allowed)
         raise ParameterError(
-            f"{where} must be one of {', '.join(map(repr, allowed))}; got {value!r}"
-            + (f" (did you mean {hint!r}?)" if hint else "")
+            f"{where} must be one of {', '.join(map(repr, allowed))}; got {value!r}" + did_you_mean(value, allowed)
         )
     return value
 
@@ -174,11 +172,8 @@ def _choice(where: str, value: Any, allowed: Sequence[str]) -> str:
 def _keys(where: str, table: Mapping[str, Any], allowed: Sequence[str]) -> None:
     for key in table:
         if key not in allowed:
-            hint = closest(key, allowed)
             raise ParameterError(
-                f"unknown key {key!r} in {where}"
-                + (f" (did you mean {hint!r}?)" if hint else "")
-                + f"; allowed: {', '.join(allowed)}"
+                f"unknown key {key!r} in {where}" + did_you_mean(key, allowed) + f"; allowed: {', '.join(allowed)}"
             )
 
 
@@ -540,10 +535,9 @@ def _check_layers(record: Mapping[str, Any], config: NetworkConfig) -> None:
     modules = [n for n, _ in Network(config).named_modules() if n] + ["output"]
     for name in layers:
         if name not in modules:
-            hint = closest(name, modules)
             raise ParameterError(
                 f"record.layers: {name!r} is not a layer of this network"
-                + (f" (did you mean {hint!r}?)" if hint else "")
+                + did_you_mean(name, modules)
                 + f"; layers: {', '.join(modules)}"
             )
     if record.get("preactivation"):

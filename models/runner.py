@@ -42,7 +42,6 @@ Design
 
 from __future__ import annotations
 
-import json
 import math
 import multiprocessing as mp
 import os
@@ -61,6 +60,7 @@ from tqdm.auto import tqdm
 
 from data import __version__
 from data.errors import HudError, ParameterError, RecordingError, check_number
+from data.manifest import MANIFEST_FORMAT, MANIFEST_NAME, MANIFEST_VERSION, read_manifest, write_manifest
 from data.recording import open_recording
 
 from .batched import MemberSpec, train_batched
@@ -80,9 +80,6 @@ __all__ = [
     "list_runs",
 ]
 
-MANIFEST_NAME = "manifest.json"
-MANIFEST_FORMAT = "hud-experiment"
-MANIFEST_VERSION = 1
 #: statuses of runs that are done: a rerun skips them
 FINISHED = ("complete", "converged", "stopped", "diverged")
 _BATCHABLE_LAYER = r"polar|hidden\d+(\.linear|\.act)?|output"
@@ -90,45 +87,6 @@ _REPORT_EVERY = 0.2  # seconds between progress reports (and stop checks) of a j
 
 
 # ----------------------------------------------------------------------------- the manifest
-
-
-def read_manifest(folder: str | os.PathLike) -> dict[str, Any] | None:
-    """The manifest of a runs folder, or None if it has none.
-
-    Raises
-    ------
-    RecordingError
-        The manifest exists but is not a hud experiment manifest this version reads.
-    """
-    path = os.path.join(os.fspath(folder), MANIFEST_NAME)
-    if not os.path.exists(path):
-        return None
-    try:
-        with open(path, encoding="utf-8") as f:
-            manifest = json.load(f)
-    except (OSError, ValueError) as exc:
-        raise RecordingError(f"manifest {path!r} cannot be read as JSON: {exc}") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
-        raise RecordingError(f'{path!r} is not a hud experiment manifest (no "format": {MANIFEST_FORMAT!r})')
-    version = manifest.get("format_version")
-    if not isinstance(version, int) or not 1 <= version <= MANIFEST_VERSION:
-        raise RecordingError(
-            f"manifest {path!r} has format_version {version!r}; this hud ({__version__}) reads version "
-            f"{MANIFEST_VERSION}: upgrade hud to read it"
-        )
-    return manifest
-
-
-def _write_manifest(folder: str, manifest: Mapping[str, Any]) -> None:
-    """Write the manifest atomically: a temporary file in the folder, then ``os.replace``."""
-    path = os.path.join(folder, MANIFEST_NAME)
-    tmp = os.path.join(folder, f".{MANIFEST_NAME}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(manifest, f, indent=1, allow_nan=False)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def _finite(x: Any) -> float | None:
@@ -588,7 +546,7 @@ def run_experiment(
     folder = os.path.abspath(os.fspath(folder) if folder is not None else os.path.join("runs", experiment.name))
     specs = experiment.runs()
     manifest, todo = _prepare(experiment, folder, specs, force)
-    _write_manifest(folder, manifest)
+    write_manifest(folder, manifest)
     entries = {e["id"]: e for e in manifest["runs"]}
     errors: dict[str, str] = {}
     n_jobs_workers = 1 if scheduler else workers
@@ -602,7 +560,7 @@ def run_experiment(
                 errors[r["id"]] = error
             entries[r["id"]].update(r)
         display.done(len(results), failed=len(errors))
-        _write_manifest(folder, manifest)
+        write_manifest(folder, manifest)
 
     try:
         if not jobs:
@@ -617,7 +575,7 @@ def run_experiment(
         display.close()
         for entry in manifest["runs"]:
             _refresh(folder, entry)
-        _write_manifest(folder, manifest)
+        write_manifest(folder, manifest)
     return {**manifest, "errors": errors}
 
 

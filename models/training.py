@@ -208,6 +208,22 @@ def _network_description(network: nn.Module) -> dict[str, Any]:
     return {"class": f"{type(network).__module__}.{type(network).__qualname__}"}
 
 
+def _check_run_options(
+    task: Any, epochs: Any, stop_loss: Any, stop_accuracy: Any, batch_size: Any
+) -> tuple[int, int | None, bool]:
+    """Check the options ``train`` and ``train_batched`` share; return (epochs, batch_size, full_batch)."""
+    if not isinstance(task, Task):
+        raise ParameterError(f"task must be a Task (see data.load_task); got {type(task).__name__}")
+    epochs = int(check_number("epochs", epochs, low=0, integer=True))
+    if stop_loss is not None:
+        check_number("stop_loss", stop_loss)
+    if stop_accuracy is not None:
+        check_number("stop_accuracy", stop_accuracy, low=0, high=1)
+    if batch_size is not None:
+        batch_size = int(check_number("batch_size", batch_size, low=1, integer=True))
+    return epochs, batch_size, batch_size is None or batch_size >= task.n_samples
+
+
 def _device(device: str | torch.device) -> torch.device:
     try:
         dev = torch.device(device)
@@ -290,17 +306,8 @@ def train(
     TrainResult
         Never raises for a diverging run: its status is 'diverged'.
     """
-    if not isinstance(task, Task):
-        raise ParameterError(f"task must be a Task (see data.load_task); got {type(task).__name__}")
-    epochs = int(check_number("epochs", epochs, low=0, integer=True))
+    epochs, batch_size, full_batch = _check_run_options(task, epochs, stop_loss, stop_accuracy, batch_size)
     seed = int(check_number("seed", seed, low=0, integer=True))
-    if stop_loss is not None:
-        check_number("stop_loss", stop_loss)
-    if stop_accuracy is not None:
-        check_number("stop_accuracy", stop_accuracy, low=0, high=1)
-    if batch_size is not None:
-        batch_size = int(check_number("batch_size", batch_size, low=1, integer=True))
-    full_batch = batch_size is None or batch_size >= task.n_samples
     dev = _device(device)
     loss_fn = _resolve_loss(loss, task, float(check_number("weight_decay", weight_decay, low=0)))
 

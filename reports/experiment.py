@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from data.errors import HudError, ParameterError, RecordingError
+from data.errors import HudError, ParameterError, RecordingError, did_you_mean
+from data.manifest import MANIFEST_FORMAT, MANIFEST_NAME, MANIFEST_VERSION, read_manifest
 from data.recording import Recording, open_recording
 
 __all__ = [
@@ -40,9 +41,6 @@ __all__ = [
     "format_value",
 ]
 
-MANIFEST_NAME = "manifest.json"
-MANIFEST_FORMAT = "hud-experiment"
-MANIFEST_VERSION = 1
 #: the axis laid out along the rows of comparison grids; every other axis goes along the columns
 ROW_AXIS = "loss"
 _LOSS_ORDER = ("sse", "bce", "softmax")
@@ -375,7 +373,7 @@ def load_experiment(path: str | os.PathLike) -> Experiment:
         raise RecordingError(f"runs folder {folder!r} does not exist")
     if not os.path.isdir(folder):
         raise RecordingError(f"{folder!r} is a file; give the runs folder that holds it (e.g. runs/NAME/)")
-    manifest = _read_manifest(folder)
+    manifest = read_manifest(folder)
     name = str((manifest or {}).get("name") or os.path.basename(os.path.normpath(os.path.abspath(folder))))
     entries = _manifest_entries(folder, manifest) if manifest is not None else _folder_entries(folder)
     if not entries:
@@ -403,30 +401,6 @@ def load_experiment(path: str | os.PathLike) -> Experiment:
     cells = sorted({r.cell for r in runs}, key=lambda c: tuple(_index(axes[a], c.get(a)) for a in axes))
     runs.sort(key=lambda r: (cells.index(r.cell), r.seed if r.seed is not None else -1, r.id))
     return Experiment(path=folder, name=name, manifest=manifest, axes=axes, runs=runs, cells=cells)
-
-
-def _read_manifest(folder: str) -> dict[str, Any] | None:
-    mpath = os.path.join(folder, MANIFEST_NAME)
-    if not os.path.exists(mpath):
-        return None
-    try:
-        with open(mpath, encoding="utf-8") as fh:
-            manifest = json.load(fh)
-    except (OSError, ValueError) as exc:
-        raise RecordingError(f"manifest {mpath!r} cannot be read: {exc}") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
-        raise RecordingError(f"manifest {mpath!r} is not a hud experiment manifest (format {MANIFEST_FORMAT!r})")
-    version = manifest.get("format_version")
-    if not isinstance(version, int) or not 1 <= version <= MANIFEST_VERSION:
-        from data.errors import FormatVersionError
-
-        raise FormatVersionError(
-            f"manifest {mpath!r} has format_version {version!r}; this hud reads version {MANIFEST_VERSION}: "
-            "upgrade hud to read it"
-        )
-    if not isinstance(manifest.get("runs"), list):
-        raise RecordingError(f"manifest {mpath!r} has no list of runs")
-    return manifest
 
 
 def _manifest_entries(folder: str, manifest: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -582,12 +556,9 @@ def check_layers(experiment: Experiment, layers: Sequence[str] | None) -> list[s
     out = []
     for name in layers:
         if name not in recorded:
-            from data.errors import closest
-
-            hint = closest(name, recorded)
             raise ParameterError(
                 f"layers must name recorded layers ({', '.join(recorded) or 'none'}); got {name!r}"
-                + (f" (did you mean {hint!r}?)" if hint else "")
+                + did_you_mean(name, recorded)
             )
         out.append(name)
     return out

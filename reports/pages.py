@@ -66,6 +66,14 @@ def _figure(size: tuple[float, float] = PAGE_SIZE) -> Figure:
     return Figure(figsize=size, layout="constrained")
 
 
+def _panels(fig: Figure, n: int, ncols: int) -> list[Axes]:
+    """``n`` panels on a grid of ``ncols`` columns, row by row; the grid's spare cells hidden."""
+    axes = fig.subplots(-(-n // ncols), ncols, squeeze=False).ravel()
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    return list(axes[:n])
+
+
 # ----------------------------------------------------------------------------- plan
 
 
@@ -558,13 +566,7 @@ def geometry_page(ctx: ReportContext, layer: str) -> Page:
     metrics = ctx.geometry_metrics(layer)
     data = ctx.geometry(layer)
     fig = _figure()
-    ncols = 3 if len(metrics) > 4 else 2
-    nrows = -(-len(metrics) // ncols)
-    axes = fig.subplots(nrows, ncols, squeeze=False)
-    for k, ax in enumerate(axes.ravel()):
-        if k >= len(metrics):
-            ax.set_visible(False)
-            continue
+    for k, ax in enumerate(_panels(fig, len(metrics), 3 if len(metrics) > 4 else 2)):
         figures.geometry_metrics(
             data,
             metric=metrics[k],
@@ -642,13 +644,7 @@ def norms_page(ctx: ReportContext) -> Page:
     data = ctx.weight_norms()
     layers = list(dict.fromkeys(data["layer"]))
     fig = _figure()
-    ncols = min(3, len(layers))
-    nrows = -(-len(layers) // ncols)
-    axes = fig.subplots(nrows, ncols, squeeze=False)
-    for k, ax in enumerate(axes.ravel()):
-        if k >= len(layers):
-            ax.set_visible(False)
-            continue
+    for k, ax in enumerate(_panels(fig, len(layers), min(3, len(layers)))):
         figures.weight_norm_growth(
             data,
             layer=layers[k],
