@@ -35,6 +35,7 @@ __all__ = [
     "log_scale",
     "few_ticks",
     "spread_text",
+    "check_frame",
 ]
 
 #: one colour per configuration (Okabe-Ito, colour-blind safe, then a few more)
@@ -98,6 +99,19 @@ def class_colors(n_classes: int) -> list[str]:
         return [to_hex(cmap(k)) for k in range(n_classes)]
     cmap = matplotlib.colormaps["viridis"]
     return [to_hex(cmap(k / (n_classes - 1))) for k in range(n_classes)]
+
+
+def check_frame(data: Any, columns: Sequence[str], *, name: str = "data") -> pd.DataFrame:
+    """Return ``data`` if it is a DataFrame holding ``columns``, else raise ParameterError naming what is missing."""
+    if not isinstance(data, pd.DataFrame):
+        raise ParameterError(f"{name} must be a DataFrame with columns {', '.join(columns)}; got {type(data).__name__}")
+    missing = [c for c in columns if c not in data.columns]
+    if missing:
+        raise ParameterError(
+            f"{name} must be a DataFrame with columns {', '.join(columns)}; it has no {', '.join(missing)} "
+            f"(its columns: {', '.join(map(str, data.columns))})"
+        )
+    return data
 
 
 def get_ax(ax: Axes | None) -> Axes:

@@ -9,9 +9,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 
-from data.errors import ParameterError
-
-from ._style import get_ax, log_scale, placeholder, plot_groups, spread_text
+from ._style import check_frame, get_ax, log_scale, placeholder, plot_groups, spread_text
 
 __all__ = ["learning_curves"]
 
@@ -69,11 +67,7 @@ def learning_curves(
     Axes
     """
     ax = get_ax(ax)
-    if not isinstance(data, pd.DataFrame) or not {"run", "epoch", "metric", "value", group} <= set(data.columns):
-        raise ParameterError(
-            f"data must be a DataFrame with columns run, epoch, metric, value and {group!r}; "
-            f"got {list(getattr(data, 'columns', []))}"
-        )
+    check_frame(data, ["run", "epoch", "metric", "value", group])
     sub = data[data["metric"] == metric]
     title = title or f"{metric} over epochs"
     if sub.empty:

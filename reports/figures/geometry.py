@@ -9,9 +9,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 
-from data.errors import ParameterError
-
-from ._style import get_ax, log_scale, placeholder, plot_groups, spread_text
+from ._style import check_frame, get_ax, log_scale, placeholder, plot_groups, spread_text
 
 __all__ = ["geometry_metrics", "METRIC_LABELS"]
 
@@ -68,9 +66,7 @@ def geometry_metrics(
     Axes
     """
     ax = get_ax(ax)
-    need = {"epoch", "metric", "value", "run", group}
-    if not isinstance(data, pd.DataFrame) or not need <= set(data.columns):
-        raise ParameterError(f"data must be a DataFrame with columns {sorted(need)}")
+    check_frame(data, ["run", "epoch", "metric", "value", group])
     sub = data[data["metric"] == metric]
     if layer is not None and "layer" in sub.columns:
         sub = sub[sub["layer"] == layer]

@@ -9,9 +9,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 
-from data.errors import ParameterError
-
-from ._style import get_ax, log_scale, placeholder, plot_groups, spread_text
+from ._style import check_frame, get_ax, log_scale, placeholder, plot_groups, spread_text
 
 __all__ = ["weight_norm_growth"]
 
@@ -56,9 +54,7 @@ def weight_norm_growth(
     Axes
     """
     ax = get_ax(ax)
-    need = {"epoch", "layer", "value", "run", group}
-    if not isinstance(data, pd.DataFrame) or not need <= set(data.columns):
-        raise ParameterError(f"data must be a DataFrame with columns {sorted(need)}")
+    check_frame(data, ["run", "epoch", "layer", "value", group])
     sub = data[data["layer"] == layer]
     what = "growth of ||w||" if relative else "||w||"
     title = title or f"weight norm of {layer}"

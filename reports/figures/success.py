@@ -12,7 +12,7 @@ from matplotlib.axes import Axes
 from analysis.dynamics import SuccessRate
 from data.errors import ParameterError
 
-from ._style import cell_palette, get_ax, placeholder
+from ._style import cell_palette, check_frame, get_ax, placeholder
 
 __all__ = ["success_rates", "epochs_to_threshold"]
 
@@ -118,8 +118,7 @@ def epochs_to_threshold(
     """
     ax = get_ax(ax)
     title = title or f"epochs to {criterion}"
-    if not isinstance(data, pd.DataFrame) or not {group, value} <= set(data.columns):
-        raise ParameterError(f"data must be a DataFrame with columns {group!r} and {value!r}")
+    check_frame(data, [group, value])
     if data.empty:
         return placeholder(ax, "no runs", title=title)
     names = list(order) if order is not None else list(dict.fromkeys(data[group]))

@@ -71,6 +71,27 @@ def test_learning_curves_reject_a_frame_without_the_columns():
         figures.learning_curves(pd.DataFrame({"x": [1]}))
 
 
+@pytest.mark.parametrize(
+    ("draw", "frame", "match"),
+    [
+        (figures.learning_curves, [[1, 2]], "got list"),
+        (
+            lambda d: figures.weight_norm_growth(d, layer="hidden1"),
+            pd.DataFrame({"run": ["a"], "epoch": [0], "value": [1.0], "config": ["g"]}),
+            r"it has no layer \(its columns: run, epoch, value, config\)",
+        ),
+        (
+            lambda d: figures.geometry_metrics(d, metric="nc1"),
+            pd.DataFrame({"run": ["a"], "epoch": [0], "metric": ["nc1"], "value": [1.0]}),
+            "it has no config",
+        ),
+    ],
+)
+def test_figures_name_the_missing_columns_and_what_they_got(draw, frame, match):
+    with pytest.raises(ParameterError, match=match):
+        draw(frame)
+
+
 def test_success_rates_show_wilson_intervals():
     rates = {"sse": dynamics.success_rate([True, False, False, True]), "bce": dynamics.success_rate([True] * 4)}
     ax = figures.success_rates(rates, criterion="100 % accuracy")
