@@ -51,7 +51,8 @@ class Loss:
 
         Parameters
         ----------
-        logits : Tensor of shape (n_samples, n_outputs)
+        logits : Tensor of shape (..., n_outputs)
+            E.g. (n_samples, n_outputs), or (n_epochs, n_samples, n_outputs) for a recorder's block.
         """
         if self.output == "sigmoid":
             return torch.sigmoid(logits)

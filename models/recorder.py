@@ -500,7 +500,7 @@ class Recorder(Callback):
         pieces: list[tuple[str, tuple[int, ...]]] = [(S.layer(name), shapes[name]) for name in self._modules]
         if self.preactivation:
             pieces += [(S.layer(name, S.PREACTIVATION), shapes[f"{name}:pre"]) for name in self._modules]
-        pieces += [(S.layer("output", S.PREACTIVATION), shapes["output"]), (S.layer("output"), shapes["output"])]
+        pieces += [(S.layer("output", S.PREACTIVATION), shapes["output"])]  # z = f(logits): the writer's
         pieces += [("params", (n_scalars,)), ("grads", (n_scalars,))]
         pieces += [(f"state:{key}", (n_scalars,)) for key in self._opt_keys]
         self._layout: dict[str, tuple[int, int, tuple[int, ...]]] = {}
@@ -511,7 +511,8 @@ class Recorder(Callback):
             start += size
         self._row_size = start
         n_par = len(self._params)
-        self._epoch_bytes = 4 * start + 8 * n_par * (2 + len(self._opt_keys)) + 8 * 8
+        z_bytes = 4 * math.prod(shapes["output"])
+        self._epoch_bytes = 4 * start + z_bytes + 8 * n_par * (2 + len(self._opt_keys)) + 8 * 8
 
     def _announce(self, shapes: Mapping[str, tuple[int, ...]], epochs: int | None) -> None:
         per = self._epoch_bytes
@@ -572,7 +573,6 @@ class Recorder(Callback):
             cap.clear()
             self._probe_pass(model)
         parts = [cap[name] for name in self._take]
-        parts.append(self.loss.activation(parts[-1]) if self.loss is not None else parts[-1])  # the output z
         flat = self._flat
         if flat is not None:  # train()'s contiguous storage: the buffers themselves
             parts += [flat.params, flat.grads]
@@ -657,6 +657,10 @@ class Recorder(Callback):
             for key, (_, _, shape) in self._layout.items():
                 if key.startswith(S.LAYERS):
                     out[key] = cols[key].reshape(k, *shape)
+            logits = out[S.layer("output", S.PREACTIVATION)]  # the output z, for every epoch of the block at once
+            out[S.layer("output")] = (
+                self.loss.activation(torch.from_numpy(logits)).numpy() if self.loss is not None else logits.copy()
+            )
 
             params = cols["params"]
             for (name, p), a, b in zip(self._params, offsets[:-1], offsets[1:]):

@@ -44,6 +44,25 @@ def spirals_run(tmp_path):
     return task, path, result
 
 
+def test_softmax_outputs_are_the_softmax_of_the_recorded_logits(tmp_path):
+    task = load_task("blobs", n_samples=60, centers=3)
+    path = tmp_path / "blobs.h5"
+    train(
+        NetworkConfig(2, 3, (4,)),
+        task,
+        loss="softmax",
+        optimizer="sgd",
+        lr=0.1,
+        epochs=5,
+        callbacks=[Recorder(path, verbose=False, commit_every=0.0)],
+    )
+    with open_recording(path) as rec:
+        for epoch in range(6):
+            s = rec.activations("output", epoch, kind="preactivation").astype(np.float64)
+            e = np.exp(s - s.max(axis=1, keepdims=True))
+            np.testing.assert_allclose(rec.activations("output", epoch), e / e.sum(axis=1, keepdims=True), atol=1e-6)
+
+
 def test_callback_records_every_epoch_consistently(spirals_run):
     task, path, result = spirals_run
     with open_recording(path) as rec:
