@@ -221,9 +221,10 @@ def plan_jobs(
         The most members of one batch.
     min_split : int
         The smallest batch that is split for idle workers.  Measured on 2
-        cores, splitting a 32-member batch of small nets over 2 processes was
-        slower than one process (each process's writer thread competes with
-        training), so only large batches are split by default.
+        vCPUs, splitting a 32-member batch of small nets over 2 processes was
+        no faster than one process (8.6-13.8 s against 10.9-13.0 s, interleaved;
+        each process's writer thread competes with training), so only large
+        batches are split by default.
 
     Returns
     -------
