@@ -73,6 +73,9 @@ class ReportContext:
         Epochs subsampled for epoch x epoch CKA matrices.
     spread : str
         The band around mean lines.
+    figures : dict
+        Figures kept between pages of the same layout (the per-run pages draw
+        every run into one figure, see :func:`reports.pages.run_page`).
     """
 
     experiment: Experiment
@@ -81,6 +84,7 @@ class ReportContext:
     max_epochs: int = 48
     cka_n: int = 24
     spread: str = "range"
+    figures: dict[Any, Any] = field(default_factory=dict, repr=False)
     _cache: dict[Any, Any] = field(default_factory=dict, repr=False)
 
     # -- basics ---------------------------------------------------------------------

@@ -666,42 +666,104 @@ def run_page(ctx: ReportContext, run: Run) -> Page:
     """One run: loss, accuracy and weight norms; hidden space and (2-D tasks) input plane at the snapshot epochs.
 
     Laid out on a fixed grid (no layout engine): a report has one such page
-    per run, and a constrained layout was most of their drawing time.
+    per run, and a constrained layout was most of their drawing time.  The
+    runs of a report share one figure per layout (kept in ``ctx.figures``):
+    each page removes the previous run's lines, images and texts and draws its
+    own into the same Axes, which halves the time of a page (creating Axes and
+    their ticks is most of a fresh page's cost).  The figure returned is
+    therefore only valid until the next call; save it before.
     """
     plane = ctx.grid is not None
-    fig = Figure(figsize=(PAGE_SIZE[0], PAGE_SIZE[1] if plane else PAGE_SIZE[1] * 0.62))
     bad = status_label(run.status, run.status_text)
     seed = f", seed {run.seed}" if run.seed is not None else ""
-    fig.suptitle(
-        f"{ctx.experiment.name}: run {run.id} ({run.cell.label}{seed})" + (f"\n{bad}" if bad else ""),
-        fontsize=12,
-        color=_BAD if bad else "black",
-        y=0.985,
-    )
+    title = f"{ctx.experiment.name}: run {run.id} ({run.cell.label}{seed})" + (f"\n{bad}" if bad else "")
+    layer = ctx.layers[-1] if ctx.layers else None
+    snaps = ctx.snapshots(run)[:_MAX_SNAPSHOTS] if run.has_data else []
     if not run.has_data:
+        fig = Figure(figsize=(PAGE_SIZE[0], PAGE_SIZE[1] if plane else PAGE_SIZE[1] * 0.62))
+        fig.suptitle(title, fontsize=12, color=_BAD if bad else "black", y=0.985)
         ax = fig.add_axes((0.1, 0.1, 0.8, 0.7))
         placeholder(ax, f"{run.status_text}\n{run.path}", title=f"run {run.id}: nothing recorded")
         return Page(f"run-{run.id}", f"run {run.id}", fig, {}, kind="run")
-    snaps = ctx.snapshots(run)[:_MAX_SNAPSHOTS]
-    rows = 2 if plane else 1
-    top = (0.85 if bad else 0.88) if plane else (0.76 if bad else 0.81)
-    gs = fig.add_gridspec(
-        1, 2, left=0.06, right=0.93, top=top, bottom=0.07 if plane else 0.11, wspace=0.16, width_ratios=[1.0, 4.0]
-    )
-    data = _run_curves(ctx, run, fig, gs[0, 0], 3 if plane else 2)
-    right = gs[0, 1].subgridspec(rows, 1, hspace=0.36, height_ratios=[1.15, 1.0][:rows])
-    data.update(_run_hidden_row(ctx, run, snaps, fig, right[0, 0]))
+    if not snaps or layer is None:  # curves only: a page of its own, never reused
+        rf = _RunFigure.create(plane, bad=bool(bad), n_snaps=0)
+        rf.fig.suptitle(title, fontsize=12, color=_BAD if bad else "black", y=0.985)
+        data = _run_curves(ctx, run, rf.curves)
+        placeholder(rf.placeholder(), "no epoch with a finite loss" if layer else "no hidden layer")
+        return Page(f"run-{run.id}", f"run {run.id}", rf.fig, data, kind="run")
+    key = ("run-page", plane, bool(bad), len(snaps), layer)
+    rf = ctx.figures.pop(key, None)
+    if rf is None or not rf.intact():
+        rf = _RunFigure.create(plane, bad=bool(bad), n_snaps=len(snaps), layer=layer)
+    else:
+        rf.clear_content()
+    rf.fig.suptitle(title, fontsize=12, color=_BAD if bad else "black", y=0.985)
+    data = _run_curves(ctx, run, rf.curves)
+    data.update(_run_hidden_row(ctx, run, snaps, rf))
     if plane:
-        data.update(_run_plane_row(ctx, run, snaps, fig, right[1, 0]))
-    return Page(f"run-{run.id}", f"run {run.id}", fig, data, kind="run")
+        data.update(_run_plane_row(ctx, run, snaps, rf))
+    if rf.reusable:
+        ctx.figures[key] = rf
+    return Page(f"run-{run.id}", f"run {run.id}", rf.fig, data, kind="run")
 
 
 _MAX_SNAPSHOTS = 6
 
 
-def _run_curves(ctx: ReportContext, run: Run, fig: Figure, spec: Any, n: int) -> dict[str, pd.DataFrame]:
-    """Loss, accuracy and (with ``n`` = 3) weight norms of one run, stacked in a column."""
-    axes = [fig.add_subplot(s) for s in spec.subgridspec(n, 1, hspace=0.55)]
+@dataclass
+class _RunFigure:
+    """A per-run page's figure and its Axes: curves in a column, snapshot rows of hidden space and input plane."""
+
+    fig: Figure
+    curves: list[Axes]
+    hidden: list[Axes]
+    plane: list[Axes]
+    right: Any  # the grid cell of the snapshot rows
+    colorbar: Any = None
+    reusable: bool = True  # false once a panel holds a placeholder (it removes the ticks)
+
+    @classmethod
+    def create(cls, plane: bool, *, bad: bool, n_snaps: int, layer: str | None = None) -> _RunFigure:
+        fig = Figure(figsize=(PAGE_SIZE[0], PAGE_SIZE[1] if plane else PAGE_SIZE[1] * 0.62))
+        top = (0.85 if bad else 0.88) if plane else (0.76 if bad else 0.81)
+        gs = fig.add_gridspec(
+            1, 2, left=0.06, right=0.93, top=top, bottom=0.07 if plane else 0.11, wspace=0.16, width_ratios=[1.0, 4.0]
+        )
+        n = 3 if plane else 2
+        curves = [fig.add_subplot(c) for c in gs[0, 0].subgridspec(n, 1, hspace=0.55)]
+        rows = 2 if plane else 1
+        right = gs[0, 1].subgridspec(rows, 1, hspace=0.36, height_ratios=[1.15, 1.0][:rows])
+        hidden = _snapshot_axes(fig, right[0, 0], n_snaps, f"hidden space of {layer} at the snapshot epochs")
+        planes = (
+            _snapshot_axes(fig, right[1, 0], n_snaps, "decision boundary in the input plane", share=False)
+            if plane
+            else []
+        )
+        return cls(fig, curves, hidden, planes, right)
+
+    def placeholder(self) -> Axes:
+        """An Axes in place of the hidden-space row, for a page that has none (the figure is not reused)."""
+        self.reusable = False
+        return self.fig.add_subplot(self.right[0, 0])
+
+    def intact(self) -> bool:
+        """Whether the Axes are still the figure's (a caller may have cleared it)."""
+        return bool(self.curves) and self.curves[0] in self.fig.axes
+
+    def clear_content(self) -> None:
+        """Remove what the previous run drew (lines, images, collections, texts, legends), keep the Axes."""
+        for ax in (*self.curves, *self.hidden, *self.plane):
+            for artists in (ax.lines, ax.collections, ax.images, ax.texts, ax.patches):
+                for artist in list(artists):
+                    artist.remove()
+            if ax.legend_ is not None:
+                ax.legend_.remove()
+            ax.relim()
+            ax.set_autoscale_on(True)
+
+
+def _run_curves(ctx: ReportContext, run: Run, axes: list[Axes]) -> dict[str, pd.DataFrame]:
+    """Loss, accuracy and (with a third Axes) weight norms of one run, stacked in a column."""
     curves = ctx.curves()
     mine = curves[curves["run"] == run.id]
     for ax, metric in zip(axes[:2], ("loss", "accuracy")):
@@ -722,7 +784,7 @@ def _run_curves(ctx: ReportContext, run: Run, fig: Figure, spec: Any, n: int) ->
         ax.tick_params(labelsize=7)
         few_ticks(ax, 3)
     data = {"curves": mine}
-    if n < 3:
+    if len(axes) < 3:
         return data
     norms = ctx.weight_norms()
     mine_norms = norms[norms["run"] == run.id]
@@ -743,6 +805,8 @@ def _run_curves(ctx: ReportContext, run: Run, fig: Figure, spec: Any, n: int) ->
 
 
 def _snapshot_axes(fig: Figure, spec: Any, n: int, title: str, *, share: bool = True) -> list[Axes]:
+    if n == 0:
+        return []
     cols = max(n, 4)
     sub = spec.subgridspec(1, cols, wspace=0.12)
     axes = [fig.add_subplot(sub[0, 0])]
@@ -761,17 +825,14 @@ def _inner(ax: Axes, k: int) -> None:
         ax.tick_params(labelleft=False)
 
 
-def _run_hidden_row(ctx: ReportContext, run: Run, snaps: list[int], fig: Figure, spec: Any) -> dict[str, pd.DataFrame]:
-    layer = ctx.layers[-1] if ctx.layers else None
-    if not snaps or layer is None:
-        placeholder(fig.add_subplot(spec), "no epoch with a finite loss" if layer else "no hidden layer")
-        return {}
+def _run_hidden_row(ctx: ReportContext, run: Run, snaps: list[int], rf: _RunFigure) -> dict[str, pd.DataFrame]:
+    layer = ctx.layers[-1]
     basis, extent = ctx.run_plane(run, layer)
-    axes = _snapshot_axes(fig, spec, len(snaps), f"hidden space of {layer} at the snapshot epochs")
     frames = []
-    for k, (ax, epoch) in enumerate(zip(axes, snaps)):
+    for k, (ax, epoch) in enumerate(zip(rf.hidden, snaps)):
         disp = ctx.hidden_display(run, layer, epoch, basis=basis, extent=extent)
         if isinstance(disp, str):
+            rf.reusable = False
             placeholder(ax, disp, title=f"epoch {epoch:,}")
             continue
         disp.plot(ax=ax, title=f"epoch {epoch:,}", legend=k == 0)
@@ -780,20 +841,20 @@ def _run_hidden_row(ctx: ReportContext, run: Run, snaps: list[int], fig: Figure,
     return {"hidden": pd.concat(frames, ignore_index=True)} if frames else {}
 
 
-def _run_plane_row(ctx: ReportContext, run: Run, snaps: list[int], fig: Figure, spec: Any) -> dict[str, pd.DataFrame]:
-    if not snaps:
-        return {}
-    axes = _snapshot_axes(fig, spec, len(snaps), "decision boundary in the input plane", share=False)
+def _run_plane_row(ctx: ReportContext, run: Run, snaps: list[int], rf: _RunFigure) -> dict[str, pd.DataFrame]:
     frames = []
-    for k, (ax, epoch) in enumerate(zip(axes, snaps)):
+    for k, (ax, epoch) in enumerate(zip(rf.plane, snaps)):
         disp = ctx.plane_display(run, epoch)
         if isinstance(disp, str) or disp is None:
+            rf.reusable = False
             placeholder(ax, disp or "no input plane", title=f"epoch {epoch:,}")
             continue
         disp.plot(ctx.probe_inputs, ctx.labels, ax=ax, colorbar=False, legend=False, title=f"epoch {epoch:,}")
         _inner(ax, k)
         frames.append(disp.to_frame())
-    images = [ax.images[0] for ax in axes if ax.images]
-    if images:  # one colour bar for the row, taking the same room from every panel
-        fig.colorbar(images[-1], ax=axes, fraction=0.025, pad=0.01, label="output")
+    images = [ax.images[0] for ax in rf.plane if ax.images]
+    if images and rf.colorbar is None:  # one colour bar for the row, taking the same room from every panel
+        rf.colorbar = rf.fig.colorbar(images[-1], ax=rf.plane, fraction=0.025, pad=0.01, label="output")
+    elif images:
+        rf.colorbar.update_normal(images[-1])
     return {"input_plane": pd.concat(frames, ignore_index=True)} if frames else {}

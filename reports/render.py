@@ -154,8 +154,7 @@ def _raster_page(spec: PageSpec, opts: RenderOptions) -> dict[str, Any]:
     os.replace(partial, os.path.join(opts.tmp, rel))  # complete or absent
     entry["png"] = rel if "png" in opts.formats else None
     entry["raster"] = rel
-    _write_csvs(page, spec, opts, entry)
-    page.figure.clear()
+    _write_csvs(page, spec, opts, entry)  # the figure is not cleared: the next run's page reuses it
     return entry
 
 

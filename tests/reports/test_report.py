@@ -141,6 +141,31 @@ def test_every_page_is_labelled_titled_has_a_legend_and_no_overlapping_text(tiny
             page.figure.clear()
 
 
+def _pixels(fig) -> np.ndarray:
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].astype(np.int16)
+
+
+def test_a_run_page_drawn_into_the_previous_runs_figure_is_the_page_drawn_afresh(tiny_runs):
+    with load_experiment(tiny_runs) as exp:
+        ctx = ReportContext(exp, ["hidden1"], [0, 5, 40])
+        runs = [s for s in plan(ctx) if s.kind == "run" and s.run.ok][:3]
+        reused = [spec.make() for spec in runs]
+        assert reused[1].figure is reused[0].figure  # one figure for every run of this layout
+        images = [None, None]
+        for k, spec in enumerate(runs[1:]):
+            ctx.figures.clear()
+            runs[0].make()
+            images[k] = _pixels(spec.make().figure)  # drawn over runs[0]'s page
+            ctx.figures.clear()
+            fresh = _pixels(spec.make().figure)
+            assert fresh.shape == images[k].shape
+            differing = (np.abs(fresh - images[k]).max(axis=-1) > 40).mean()
+            assert differing < 1e-4, f"{spec.name}: {differing:.2%} of the pixels differ from a fresh page"
+        assert np.abs(images[0] - images[1]).max() > 0  # the check can fail: two runs' pages differ
+
+
 # ----------------------------------------------------------------------------- folders without a manifest, options
 
 
