@@ -42,15 +42,15 @@ from models.runner import run_experiment  # noqa: E402
 __all__ = ["experiment", "main"]
 
 
-def experiment(epochs: int = 2000, seeds: int = 8) -> Experiment:
-    """The benchmark's grid as an experiment."""
+def experiment(epochs: int = 2000, seeds: int = 8, schedule: str = "every") -> Experiment:
+    """The benchmark's grid as an experiment (``schedule``: which epochs are recorded)."""
     return parse_experiment(
         {
             "name": "bench-grid",
             "task": {"name": "spirals"},
             "network": {"hidden": [10, 10], "activation": "tanh"},
             "training": {"epochs": epochs},
-            "record": {"schedule": "every"},
+            "record": {"schedule": schedule},
             "grid": {
                 "loss": ["sse", "bce"],
                 "optimizer": [{"name": "momentum", "lr": 0.05, "momentum": 0.9}, {"name": "adam", "lr": 0.01}],
@@ -68,7 +68,7 @@ def _sequential(exp: Experiment, folder: str) -> float:
     os.makedirs(folder)
     t0 = time.perf_counter()
     for spec in exp.runs():
-        recorder = Recorder(os.path.join(folder, spec.file), verbose=False)
+        recorder = Recorder(os.path.join(folder, spec.file), schedule=spec.record["schedule"], verbose=False)
         train(spec.network_config(), spec.load_task(), **spec.train_kwargs(), callbacks=[recorder], num_threads=1)
     return time.perf_counter() - t0
 
@@ -94,17 +94,19 @@ def _plain_batched(exp: Experiment) -> float:
     return time.perf_counter() - t0
 
 
-def main(epochs: int = 2000, seeds: int = 8, workers: int | None = None, sequential: bool = True) -> dict:
+def main(
+    epochs: int = 2000, seeds: int = 8, workers: int | None = None, sequential: bool = True, schedule: str = "every"
+) -> dict:
     """Run every variant once; print the times and the ratios to the sequential loop; return the times."""
     torch.set_num_threads(1)
     workers = workers or os.cpu_count() or 1
-    exp = experiment(epochs, seeds)
+    exp = experiment(epochs, seeds, schedule)
     n = len(exp.runs())
     tmp = tempfile.mkdtemp(prefix="hud-bench-grid-")
     times: dict[str, float] = {}
     print(
         f"{n} runs (sse/bce x momentum/adam x {seeds} seeds) of 2-10-10-1 tanh on spirals, full batch, {epochs} "
-        f"epochs, every epoch recorded; {os.cpu_count()} cores, {workers} worker processes"
+        f"epochs, recorded: {schedule!r}; {os.cpu_count()} cores, {workers} worker processes"
     )
     try:
         exp.runs()[0].load_task()  # build the task before timing
@@ -138,5 +140,6 @@ if __name__ == "__main__":
     parser.add_argument("--seeds", type=int, default=8)
     parser.add_argument("--workers", type=int, default=None, help="worker processes (default: every core)")
     parser.add_argument("--no-sequential", action="store_true", help="skip the (slow) sequential loop")
+    parser.add_argument("--schedule", default="every", help="recorded epochs: every (default), log, course, k")
     args = parser.parse_args()
-    main(args.epochs, args.seeds, args.workers, sequential=not args.no_sequential)
+    main(args.epochs, args.seeds, args.workers, sequential=not args.no_sequential, schedule=args.schedule)
