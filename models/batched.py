@@ -108,6 +108,18 @@ class MemberSpec:
     seed: int = 0
     init_seed: int | None = None
 
+    def train_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of ``train(config, task, **kwargs)`` that train this member alone."""
+        return {
+            "loss": self.loss,
+            "optimizer": self.optimizer,
+            "lr": self.lr,
+            "optimizer_options": dict(self.optimizer_options),
+            "weight_decay": self.weight_decay,
+            "seed": self.seed,
+            "init_seed": self.init_seed,
+        }
+
 
 @dataclass
 class MemberState(TrainState):

@@ -22,18 +22,7 @@ def spirals():
 
 
 def _alone(config, task, spec: MemberSpec, **kwargs):
-    return train(
-        config,
-        task,
-        loss=spec.loss,
-        optimizer=spec.optimizer,
-        lr=spec.lr,
-        optimizer_options=spec.optimizer_options,
-        weight_decay=spec.weight_decay,
-        seed=spec.seed,
-        init_seed=spec.init_seed,
-        **kwargs,
-    )
+    return train(config, task, **spec.train_kwargs(), **kwargs)
 
 
 def _assert_same_run(alone, batched, *, atol=1e-5, rtol=1e-5):

@@ -72,13 +72,7 @@ def _alone(tmp_path, config, task, spec, name, *, epochs, **record):
     train(
         config,
         task,
-        loss=spec.loss,
-        optimizer=spec.optimizer,
-        lr=spec.lr,
-        optimizer_options=spec.optimizer_options,
-        weight_decay=spec.weight_decay,
-        seed=spec.seed,
-        init_seed=spec.seed,
+        **spec.train_kwargs(),  # the same seeds, so the same initial weights, as in the batch
         epochs=epochs,
         batch_size=record.pop("batch_size", None),
         stop_loss=record.pop("stop_loss", None),
