@@ -34,7 +34,7 @@ import torch  # noqa: E402
 
 from data.recording import format_bytes  # noqa: E402
 from models import train  # noqa: E402
-from models.batched import MemberSpec, train_batched  # noqa: E402
+from models.batched import train_batched  # noqa: E402
 from models.experiments import Experiment, parse_experiment  # noqa: E402
 from models.recorder import Recorder  # noqa: E402
 from models.runner import run_experiment  # noqa: E402
@@ -85,10 +85,7 @@ def _runner(exp: Experiment, folder: str, **kwargs) -> float:
 
 def _plain_batched(exp: Experiment) -> float:
     specs = exp.runs()
-    members = [
-        MemberSpec(loss=s.loss, optimizer=s.optimizer, lr=s.lr, optimizer_options=s.optimizer_options, seed=s.seed)
-        for s in specs
-    ]
+    members = [s.member_spec() for s in specs]
     t0 = time.perf_counter()
     train_batched(specs[0].network_config(), specs[0].load_task(), members, epochs=specs[0].epochs, num_threads=1)
     return time.perf_counter() - t0

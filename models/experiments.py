@@ -64,12 +64,13 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from data.errors import ParameterError, did_you_mean
 from data.tasks import Task, load_task
 
+from .batched import MemberSpec
 from .losses import LOSSES
 from .networks import ACTIVATIONS, ARCHITECTURES, NetworkConfig
 from .optim import OPTIMIZERS, optimizer_options
@@ -379,6 +380,11 @@ class RunSpec:
             "seed": self.seed,
             "init_seed": self.seed,
         }
+
+    def member_spec(self) -> MemberSpec:
+        """This run as a member of a batch (``models.batched.train_batched``): the same seeds and settings."""
+        kwargs = self.train_kwargs()
+        return MemberSpec(**{f.name: kwargs[f.name] for f in fields(MemberSpec)})
 
     def batch_key(self) -> str:
         """What runs must share to train together in one batch: task, network, epochs, batch, stop rules, record."""

@@ -63,7 +63,7 @@ from data.errors import HudError, ParameterError, RecordingError, check_number
 from data.manifest import MANIFEST_FORMAT, MANIFEST_NAME, MANIFEST_VERSION, read_manifest, write_manifest
 from data.recording import open_recording
 
-from .batched import MemberSpec, train_batched
+from .batched import train_batched
 from .experiments import Experiment, RunSpec, _build_task, format_value
 from .networks import NetworkConfig
 from .training import Callback, TrainState, train
@@ -358,18 +358,7 @@ def execute_job(
             )
             train(config, task, **first.train_kwargs(), callbacks=[recorder, progress], num_threads=num_threads)
         else:
-            members = [
-                MemberSpec(
-                    loss=s.loss,
-                    optimizer=s.optimizer,
-                    lr=s.lr,
-                    optimizer_options=s.optimizer_options,
-                    weight_decay=s.weight_decay,
-                    seed=s.seed,
-                    init_seed=s.seed,
-                )
-                for s in specs
-            ]
+            members = [s.member_spec() for s in specs]
             paths = [os.path.join(folder, s.file) for s in specs]
             progress.tick(0, first.epochs, force=True)
             with BatchRecorder(
