@@ -64,7 +64,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 from data.errors import ParameterError, did_you_mean
@@ -368,23 +368,24 @@ class RunSpec:
     def train_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of ``models.train`` for this run (with the network config and task apart)."""
         return {
-            "loss": self.loss,
-            "optimizer": self.optimizer,
-            "lr": self.lr,
-            "optimizer_options": dict(self.optimizer_options),
-            "weight_decay": self.weight_decay,
+            **self.member_spec().train_kwargs(),
             "epochs": self.epochs,
             "batch_size": self.batch_size,
             "stop_loss": self.stop_loss,
             "stop_accuracy": self.stop_accuracy,
-            "seed": self.seed,
-            "init_seed": self.seed,
         }
 
     def member_spec(self) -> MemberSpec:
         """This run as a member of a batch (``models.batched.train_batched``): the same seeds and settings."""
-        kwargs = self.train_kwargs()
-        return MemberSpec(**{f.name: kwargs[f.name] for f in fields(MemberSpec)})
+        return MemberSpec(
+            loss=self.loss,
+            optimizer=self.optimizer,
+            lr=self.lr,
+            optimizer_options=dict(self.optimizer_options),
+            weight_decay=self.weight_decay,
+            seed=self.seed,
+            init_seed=self.seed,
+        )
 
     def batch_key(self) -> str:
         """What runs must share to train together in one batch: task, network, epochs, batch, stop rules, record."""
