@@ -111,6 +111,23 @@ def load_network(network: Any, *, params: Mapping[str, Any] | None = None) -> nn
     return net
 
 
+def _network(network: Any, params: Mapping[str, Any] | None) -> nn.Module:
+    """``network`` itself when it is already what :func:`load_network` makes (float64, CPU, eval) and no
+    ``params`` are given, else :func:`load_network`'s copy.  For functions that only run forward passes
+    under ``no_grad`` and never change the module: a display built from one network calls several of
+    them, and copying the network each time was most of their cost."""
+    if params is None and isinstance(network, nn.Module) and not network.training:
+        tensors = [*network.parameters(), *network.buffers()]
+        if all(t.dtype == torch.float64 and t.device.type == "cpu" for t in tensors):
+            for name, p in network.named_parameters():
+                if not torch.isfinite(p).all():
+                    raise ParameterError(
+                        f"parameter {name!r} holds NaN or inf (a diverged run?): the network's outputs are undefined"
+                    )
+            return network
+    return load_network(network, params=params)
+
+
 def _load_params(net: nn.Module, params: Mapping[str, Any]) -> None:
     if not isinstance(params, Mapping):
         raise ParameterError(f"params must be a mapping parameter name -> ndarray; got {type(params).__name__}")
@@ -257,7 +274,7 @@ def network_outputs(
     ndarray of shape (n_grid, n_outputs), float64
     """
     check_choice("output", output, OUTPUTS)
-    net = load_network(network, params=params)
+    net = _network(network, params)
     x = _as_points("grid", grid, _n_inputs(net), "n_inputs")
     with torch.no_grad():
         logits = torch.cat([net(x[s : s + _BATCH]) for s in range(0, x.shape[0], _BATCH)]).numpy()
@@ -508,7 +525,7 @@ def output_hyperplanes(
     Hyperplanes
         One boundary per output unit, in the layer's space (n_units >= 2).
     """
-    net = _hud(load_network(network, params=params), "output_hyperplanes")
+    net = _hud(_network(network, params), "output_hyperplanes")
     hidden = net.hidden_layers
     if not hidden:
         raise ParameterError("output_hyperplanes needs a network with a hidden layer; this one has none")
@@ -572,7 +589,7 @@ def forward_from(
     ndarray of shape (n_points, n_outputs), float64
     """
     check_choice("output", output, OUTPUTS)
-    net = load_network(network, params=params)
+    net = _network(network, params)
     rest = _rest(net, layer)
     width = _width(net, layer) if isinstance(net, Network) else None
     x = _as_points("hidden", hidden, width, "n_units")
@@ -673,7 +690,7 @@ def hidden_plane_field(
     check_choice("output", output, OUTPUTS)
     n = int(check_number("grid_size", grid_size, low=2, high=4000, integer=True))
     margin = check_number("margin", margin, low=0)
-    net = load_network(network, params=params)
+    net = _network(network, params)
     _rest(net, layer)  # validates the layer and the architecture
     width = _width(net, layer)
     if width < 2:

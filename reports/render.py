@@ -1,19 +1,24 @@
 """Rendering a report's files, in this process and in worker processes.
 
-Drawing dominates the time of a report.  Two decisions keep it short:
+Drawing dominates the time of a report.  Every page is drawn exactly once, by
+whichever process takes it, into files of its own; this process then merges
+the pages' one-page PDFs, in order, into the report's PDF (pypdf: the pages'
+objects are copied, nothing is redrawn or re-encoded).
 
-- **Comparison pages** (title, grids, geometry, CKA, norms) are drawn once, as
-  vector graphics into the PDF; their layout is then reused for their PNG.
-- **Per-run pages** (one per run: a 32-run grid has 32) are drawn once, with
-  Agg, into their PNG; the PDF shows that image as the page.  Drawing a page
-  for the PDF's vector backend costs as much again as for the PNG, and these
-  pages are mostly images (shaded regions, input-plane maps) anyway.
+- **Comparison pages** (title, grids, geometry, CKA, norms) are drawn as
+  vector graphics into a one-page PDF; their PNG is that PDF page rasterised
+  by PDFium (pypdfium2), five to ten times quicker than drawing the page again
+  with Agg, and the same picture.
+- **Per-run pages** (one per run: a 32-run grid has 32) are drawn once with
+  Agg; the pixels become both the PNG and a one-page PDF showing them as an
+  image (zlib level 1).  These pages are mostly images (shaded regions,
+  input-plane maps) anyway, and a vector page would cost as much again.
 
-With one worker everything runs here, page after page.  With more, this
-process writes the PDF (drawing the comparison pages, then embedding the
-per-run pages in order as their PNGs arrive) while a process pool draws the
-per-run pages and the GIFs.  Each process opens the runs folder itself and
-builds the same plan of pages from the same options.
+With ``workers`` > 1, a pool of ``workers - 1`` processes takes the pages (comparison pages
+one per task, run pages a few per task with their runs' GIFs) while this
+process takes, from the end of the queue, tasks no worker has started.  Each
+process opens the runs folder itself and builds the same plan of pages from
+the same options.
 """
 
 from __future__ import annotations
@@ -24,11 +29,13 @@ import os
 import queue as _queue
 import shutil
 import sys
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import matplotlib
+import numpy as np
 from matplotlib.figure import Figure
 
 from data import __version__
@@ -38,18 +45,17 @@ from .experiment import Experiment, Run, load_experiment
 from .figures.hidden import HiddenSpaceAnimation
 from .pages import PageSpec, plan, slug
 
-__all__ = ["RenderOptions", "render", "PDF_NAME", "RASTER_DIR"]
+__all__ = ["RenderOptions", "render", "PDF_NAME", "PAGES_DIR"]
 
 PDF_NAME = "report.pdf"
-RASTER_DIR = ".raster"  # per-run page images when no PNGs are asked for (removed before publishing)
+PAGES_DIR = ".pages"  # the one-page PDFs, merged into PDF_NAME (removed before publishing)
 _RUNS_PER_TASK = 2
 
 #: Matplotlib settings while a report draws.  A title at a fixed height spares
 #: matplotlib measuring every tick label to place it (a report's axes have no
-#: tick labels on top); PNGs are compressed fast (zlib level 1: a little larger,
-#: several times quicker than the default level 6).
+#: tick labels on top).
 REPORT_RC = {"axes.titley": 1.0}
-_PNG = {"pil_kwargs": {"compress_level": 1}}
+_PNG_LEVEL = 1  # zlib level of PNGs: a little larger than the default 6, several times quicker
 
 
 @dataclass(frozen=True)
@@ -66,10 +72,10 @@ class RenderOptions:
     dpi: int
     gif_frames: int
 
-    @property
-    def raster_dir(self) -> str:
-        """Where per-run page images go: png/ when PNGs are asked for, else a folder removed at the end."""
-        return "png" if "png" in self.formats else RASTER_DIR
+    def path(self, folder: str, name: str) -> str:
+        """``tmp/folder/name``, the folder made if missing."""
+        os.makedirs(os.path.join(self.tmp, folder), exist_ok=True)
+        return os.path.join(self.tmp, folder, name)
 
 
 # ----------------------------------------------------------------------------- per-process state
@@ -109,75 +115,149 @@ def _init_worker(progress_queue: Any) -> None:
     _EMIT = progress_queue.put
 
 
+# ----------------------------------------------------------------------------- files of one page
+
+
+def _replace_into(write: Callable[[str], None], path: str) -> None:
+    """Write ``path`` through a temporary name: the file is complete or absent."""
+    folder, name = os.path.split(path)
+    partial = os.path.join(folder, f".{name}.partial")
+    write(partial)
+    os.replace(partial, path)
+
+
+def _pdf_to_png(pdf_path: str, png_path: str, dpi: int) -> None:
+    """Rasterise the one page of ``pdf_path`` into a PNG at ``dpi`` (PDFium)."""
+    import pypdfium2 as pdfium
+
+    doc = pdfium.PdfDocument(pdf_path)
+    try:
+        image = doc[0].render(scale=dpi / 72).to_pil()
+    finally:
+        doc.close()
+    _replace_into(lambda p: image.save(p, format="png", compress_level=_PNG_LEVEL), png_path)
+
+
+def _agg_pixels(fig: Figure, dpi: int) -> np.ndarray:
+    """The figure drawn by Agg at ``dpi``: shape (height, width, 3), uint8 RGB."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
+    fig.set_dpi(dpi)
+    buffer, (width, height) = canvas.print_to_buffer()
+    return np.frombuffer(buffer, np.uint8).reshape(height, width, 4)[..., :3]
+
+
+def image_pdf(rgb: np.ndarray, path: str, *, dpi: int) -> None:
+    """Write a one-page PDF showing an image at its own resolution.
+
+    Parameters
+    ----------
+    rgb : ndarray, shape (height, width, 3), uint8
+        The page's pixels.
+    path : str
+        The PDF to write.
+    dpi : int
+        Pixels per inch: the page is width / dpi by height / dpi inches.
+    """
+    from pypdf import PdfWriter
+    from pypdf.generic import DecodedStreamObject, DictionaryObject, NameObject, NumberObject, StreamObject
+
+    height, width = rgb.shape[:2]
+    w_pt, h_pt = width * 72 / dpi, height * 72 / dpi
+    writer = PdfWriter()
+    page = writer.add_blank_page(width=w_pt, height=h_pt)
+    image = StreamObject()
+    image._data = zlib.compress(np.ascontiguousarray(rgb, dtype=np.uint8).tobytes(), 1)  # already encoded
+    image.update(
+        {
+            NameObject("/Type"): NameObject("/XObject"),
+            NameObject("/Subtype"): NameObject("/Image"),
+            NameObject("/Width"): NumberObject(width),
+            NameObject("/Height"): NumberObject(height),
+            NameObject("/ColorSpace"): NameObject("/DeviceRGB"),
+            NameObject("/BitsPerComponent"): NumberObject(8),
+            NameObject("/Filter"): NameObject("/FlateDecode"),
+        }
+    )
+    xobjects = DictionaryObject({NameObject("/Im0"): writer._add_object(image)})
+    page[NameObject("/Resources")] = DictionaryObject({NameObject("/XObject"): xobjects})
+    content = DecodedStreamObject()
+    content.set_data(f"q {w_pt:.4f} 0 0 {h_pt:.4f} 0 0 cm /Im0 Do Q".encode())
+    page[NameObject("/Contents")] = writer._add_object(content)
+    with open(path, "wb") as fh:
+        writer.write(fh)
+
+
+def _save_png(rgb: np.ndarray, path: str) -> None:
+    from PIL import Image
+
+    image = Image.fromarray(np.ascontiguousarray(rgb))
+    _replace_into(lambda p: image.save(p, format="png", compress_level=_PNG_LEVEL), path)
+
+
 # ----------------------------------------------------------------------------- pages
 
 
 def _entry(spec: PageSpec) -> dict[str, Any]:
-    return {"name": spec.name, "title": spec.title, "kind": spec.kind, "png": None, "csv": []}
+    return {"name": spec.name, "title": spec.title, "kind": spec.kind, "png": None, "csv": [], "pdf": None}
 
 
 def _write_csvs(page: Any, spec: PageSpec, opts: RenderOptions, entry: dict[str, Any]) -> None:
     for key, frame in page.data.items():
-        os.makedirs(os.path.join(opts.tmp, "csv"), exist_ok=True)
-        rel = os.path.join("csv", f"{spec.name}-{slug(key)}.csv")
-        frame.to_csv(os.path.join(opts.tmp, rel), index=False)
-        entry["csv"].append(rel)
+        name = f"{spec.name}-{slug(key)}.csv"
+        frame.to_csv(opts.path("csv", name), index=False)
+        entry["csv"].append(os.path.join("csv", name))
 
 
-def _vector_page(spec: PageSpec, opts: RenderOptions, pdf: Any) -> dict[str, Any]:
-    """A comparison page: into the PDF as vector graphics, then its PNG with the same layout, and its CSVs."""
+def _vector_page(spec: PageSpec, opts: RenderOptions) -> dict[str, Any]:
+    """A comparison page: a vector one-page PDF, its PNG rasterised from that PDF, and its CSVs."""
     page = spec.make()
     fig = page.figure
     entry = _entry(spec)
-    if pdf is not None:
-        pdf.savefig(fig)
-        fig.set_layout_engine("none")  # the layout is done: the PNG of the same page reuses it
-    if "png" in opts.formats:
-        os.makedirs(os.path.join(opts.tmp, "png"), exist_ok=True)
-        rel = os.path.join("png", f"{spec.name}.png")
-        fig.savefig(os.path.join(opts.tmp, rel), dpi=opts.dpi, **_PNG)
-        entry["png"] = rel
+    png = os.path.join("png", f"{spec.name}.png")
+    if "pdf" in opts.formats:
+        entry["pdf"] = os.path.join(PAGES_DIR, f"{spec.name}.pdf")
+        _replace_into(lambda p: fig.savefig(p, format="pdf"), opts.path(PAGES_DIR, f"{spec.name}.pdf"))
+        if "png" in opts.formats:
+            _pdf_to_png(os.path.join(opts.tmp, entry["pdf"]), opts.path("png", f"{spec.name}.png"), opts.dpi)
+            entry["png"] = png
+    elif "png" in opts.formats:
+        _replace_into(
+            lambda p: fig.savefig(p, format="png", dpi=opts.dpi, pil_kwargs={"compress_level": _PNG_LEVEL}),
+            opts.path("png", f"{spec.name}.png"),
+        )
+        entry["png"] = png
     _write_csvs(page, spec, opts, entry)
     fig.clear()
     return entry
 
 
 def _raster_page(spec: PageSpec, opts: RenderOptions) -> dict[str, Any]:
-    """A per-run page: drawn once into a PNG (shown by the PDF as its page), and its CSVs."""
+    """A per-run page: drawn once by Agg into pixels, saved as its PNG and as a one-page PDF; and its CSVs."""
     page = spec.make()
     entry = _entry(spec)
-    folder = os.path.join(opts.tmp, opts.raster_dir)
-    os.makedirs(folder, exist_ok=True)
-    rel = os.path.join(opts.raster_dir, f"{spec.name}.png")
-    partial = os.path.join(folder, f".{spec.name}.partial.png")
-    page.figure.savefig(partial, dpi=opts.dpi, **_PNG)
-    os.replace(partial, os.path.join(opts.tmp, rel))  # complete or absent
-    entry["png"] = rel if "png" in opts.formats else None
-    entry["raster"] = rel
+    if "pdf" in opts.formats or "png" in opts.formats:
+        rgb = _agg_pixels(page.figure, opts.dpi)
+        if "pdf" in opts.formats:
+            entry["pdf"] = os.path.join(PAGES_DIR, f"{spec.name}.pdf")
+            _replace_into(lambda p: image_pdf(rgb, p, dpi=opts.dpi), opts.path(PAGES_DIR, f"{spec.name}.pdf"))
+        if "png" in opts.formats:
+            entry["png"] = os.path.join("png", f"{spec.name}.png")
+            _save_png(rgb, opts.path("png", f"{spec.name}.png"))
     _write_csvs(page, spec, opts, entry)  # the figure is not cleared: the next run's page reuses it
     return entry
 
 
-def _embed(pdf: Any, path: str, dpi: int) -> None:
-    """Add a PNG as one page of the PDF, at its own resolution."""
-    from matplotlib.image import imread
-
-    img = imread(path)
-    h, w = img.shape[:2]
-    fig = Figure(figsize=(w / dpi, h / dpi), dpi=dpi)
-    fig.figimage(img, 0, 0, origin="upper", resize=False)
-    pdf.savefig(fig, dpi=dpi)
-    fig.clear()
-
-
-def _run_pages(opts: RenderOptions, indices: list[int], gif: bool) -> dict[str, Any]:
-    """Task: draw the per-run pages ``indices`` (PNG + CSV) and, with ``gif``, their runs' GIFs."""
+def _draw(opts: RenderOptions, indices: list[int], gif: bool) -> dict[str, Any]:
+    """Task: draw the pages ``indices`` (PDF, PNG, CSV) and, with ``gif``, the GIFs of their runs."""
     _, ctx, specs = _state(opts)
     pages, gifs = [], []
     with matplotlib.rc_context(REPORT_RC):
         for i in indices:
             spec = specs[i]
-            pages.append({**_raster_page(spec, opts), "index": i})
+            draw = _raster_page if spec.kind == "run" else _vector_page
+            pages.append({**draw(spec, opts), "index": i})
             _emit("page")
             if gif and spec.run is not None:
                 rel = _write_gif(ctx, spec.run, opts)
@@ -186,6 +266,22 @@ def _run_pages(opts: RenderOptions, indices: list[int], gif: bool) -> dict[str, 
             if spec.run is not None:
                 ctx.forget(spec.run)
     return {"pages": pages, "gifs": gifs}
+
+
+def _merge(opts: RenderOptions, parts: list[str]) -> None:
+    """The one-page PDFs ``parts`` (relative to ``opts.tmp``), in order, as the report's PDF."""
+    from pypdf import PdfWriter
+
+    writer = PdfWriter()
+    for part in parts:
+        writer.append(os.path.join(opts.tmp, part))
+    writer.add_metadata({"/Title": opts.title, "/Creator": f"hud {__version__}", "/Producer": "hud (pypdf)"})
+
+    def write(path: str) -> None:
+        with open(path, "wb") as fh:
+            writer.write(fh)
+
+    _replace_into(write, os.path.join(opts.tmp, PDF_NAME))
 
 
 # ----------------------------------------------------------------------------- GIFs
@@ -218,14 +314,25 @@ def _write_gif(ctx: ReportContext, run: Run, opts: RenderOptions, *, dpi: int = 
         for frame in anim.frames(dpi=dpi)
     ]
     images += [images[-1]] * 2  # hold the last frame
-    os.makedirs(os.path.join(opts.tmp, "gif"), exist_ok=True)
     rel = os.path.join("gif", f"{slug(run.id)}.gif")
-    images[0].save(os.path.join(opts.tmp, rel), save_all=True, append_images=images[1:], duration=250, loop=0)
+    _replace_into(
+        lambda p: images[0].save(p, format="gif", save_all=True, append_images=images[1:], duration=250, loop=0),
+        opts.path("gif", f"{slug(run.id)}.gif"),
+    )
     fig.clear()
     return rel
 
 
 # ----------------------------------------------------------------------------- running
+
+
+def _tasks(specs: list[PageSpec]) -> list[list[int]]:
+    """The pages in tasks: every comparison page in the first (they share the experiment-wide data, which a
+    process computes once: spread over processes, each computed it again), run pages a few at a time."""
+    comparison = [i for i, s in enumerate(specs) if s.kind != "run"]
+    tasks = [comparison] if comparison else []
+    runs = [i for i, s in enumerate(specs) if s.kind == "run"]
+    return tasks + [runs[k : k + _RUNS_PER_TASK] for k in range(0, len(runs), _RUNS_PER_TASK)]
 
 
 def render(
@@ -240,7 +347,9 @@ def render(
     gif_runs : list of str
         Ids of the runs that get a GIF.
     workers : int
-        Worker processes for the per-run pages and GIFs; 1 draws everything here.
+        Processes drawing pages and GIFs, this one included: ``workers - 1``
+        worker processes beside this one (more processes than cores only
+        slowed a report down); 1 draws everything here.
     progress : callable
         Called with 'page' or 'gif' as each is done.
 
@@ -252,71 +361,43 @@ def render(
     """
     global _EMIT
     gif = "gif" in opts.formats and bool(gif_runs)
-    _, _, specs = _state(opts)
-    run_idx = [i for i, s in enumerate(specs) if s.kind == "run"]
-    executor = _Executor(opts, run_idx, gif, workers, progress) if workers > 1 and run_idx else None
+    _, _, specs = _state(opts)  # this process's own plan (the caller's experiment may be closed)
+    tasks = _tasks(specs)
     _EMIT = progress
-    pdf = None
     try:
+        if workers > 1 and len(tasks) > 1:
+            results = _Executor(opts, tasks, gif, workers - 1, progress).run()
+        else:
+            results = [_draw(opts, task, gif) for task in tasks]
+        entries = sorted((e for r in results for e in r["pages"]), key=lambda e: e["index"])
         if "pdf" in opts.formats:
-            from matplotlib.backends.backend_pdf import PdfPages
-
-            pdf = PdfPages(
-                os.path.join(opts.tmp, PDF_NAME), metadata={"Title": opts.title, "Creator": f"hud {__version__}"}
-            )
-        _, _, specs = _state(opts)  # this process's own plan (the caller's experiment may be closed)
-        pages: list[dict[str, Any]] = []
-        gifs: list[str] = []
-        for i, spec in enumerate(specs):
-            if spec.kind != "run":
-                with matplotlib.rc_context(REPORT_RC):
-                    pages.append(_vector_page(spec, opts, pdf))
-                progress("page")
-                continue
-            if executor is not None:
-                entry = executor.page(i)
-            else:
-                out = _run_pages(opts, [i], gif)
-                entry, gifs = out["pages"][0], gifs + out["gifs"]
-            if pdf is not None:
-                _embed(pdf, os.path.join(opts.tmp, entry["raster"]), opts.dpi)
-            pages.append({k: v for k, v in entry.items() if k not in ("raster", "index")})
-        if executor is not None:
-            gifs = executor.finish()
-    except BaseException:
-        if executor is not None:
-            executor.abort()
-        raise
+            _merge(opts, [e["pdf"] for e in entries])
     finally:
         _EMIT = None
-        if pdf is not None:
-            pdf.close()
         _release(opts)
-    shutil.rmtree(os.path.join(opts.tmp, RASTER_DIR), ignore_errors=True)
-    return pages, sorted(gifs)
+    shutil.rmtree(os.path.join(opts.tmp, PAGES_DIR), ignore_errors=True)
+    pages = [{k: v for k, v in e.items() if k not in ("pdf", "index")} for e in entries]
+    return pages, sorted(g for r in results for g in r["gifs"])
 
 
 class _Executor:
-    """A process pool drawing the per-run pages (in chunks, in page order) and their GIFs.
+    """A process pool drawing the report's tasks, with this process taking tasks no worker has started.
 
-    This process, once its own pages are drawn, takes chunks that no worker
-    has started yet (from the end of the queue) and draws them itself.
+    Tasks are queued in order; this process takes them from the end of the queue.
     """
 
     def __init__(
-        self, opts: RenderOptions, run_idx: list[int], gif: bool, workers: int, progress: Callable[[str], None]
+        self, opts: RenderOptions, tasks: list[list[int]], gif: bool, workers: int, progress: Callable[[str], None]
     ) -> None:
         method = "fork" if sys.platform.startswith("linux") else "spawn"
         mp = multiprocessing.get_context(method)
-        self.opts, self.gif, self.progress = opts, gif, progress
+        self.opts, self.tasks, self.gif, self.progress = opts, tasks, gif, progress
         self.messages = mp.Queue()
         self.pool = cf.ProcessPoolExecutor(
             max_workers=workers, mp_context=mp, initializer=_init_worker, initargs=(self.messages,)
         )
-        self.chunks = [run_idx[s : s + _RUNS_PER_TASK] for s in range(0, len(run_idx), _RUNS_PER_TASK)]
-        self.futures = [self.pool.submit(_run_pages, opts, chunk, gif) for chunk in self.chunks]
-        self.local: dict[int, dict[str, Any]] = {}  # chunks drawn here
-        self.chunk_of = {i: k for k, chunk in enumerate(self.chunks) for i in chunk}
+        self.futures = [self.pool.submit(_draw, opts, task, gif) for task in tasks]
+        self.local: dict[int, dict[str, Any]] = {}  # tasks drawn here
 
     def _drain(self) -> None:
         while True:
@@ -326,43 +407,31 @@ class _Executor:
                 return
 
     def _steal(self) -> bool:
-        """Draw here the last chunk that no worker has started; False if there is none."""
-        for k in range(len(self.chunks) - 1, -1, -1):
+        """Draw here the last task that no worker has started; False if there is none."""
+        for k in range(len(self.tasks) - 1, -1, -1):
             if k not in self.local and self.futures[k].cancel():
-                self.local[k] = _run_pages(self.opts, self.chunks[k], self.gif)
+                self.local[k] = _draw(self.opts, self.tasks[k], self.gif)
                 return True
         return False
 
-    def _result(self, k: int) -> dict[str, Any]:
-        while k not in self.local:
-            try:
-                return self.futures[k].result(timeout=0.05)
-            except cf.TimeoutError:
+    def run(self) -> list[dict[str, Any]]:
+        """Every task's result, in order, once all are done; on any error the pool is stopped first."""
+        try:
+            while self._steal():
                 self._drain()
-                if not self._steal():
-                    try:
-                        return self.futures[k].result(timeout=0.2)
-                    except cf.TimeoutError:
-                        continue
-        return self.local[k]
-
-    def page(self, i: int) -> dict[str, Any]:
-        """The index entry of page ``i`` once its PNG is written (drawing other pages meanwhile)."""
-        out = self._result(self.chunk_of[i])
-        self._drain()
-        return next(e for e in out["pages"] if e["index"] == i)
-
-    def finish(self) -> list[str]:
-        """Wait for every task; return the GIFs."""
-        gifs: list[str] = []
-        for k in range(len(self.chunks)):
-            gifs += self._result(k)["gifs"]
+            results = [self.local[k] if k in self.local else self._wait(k) for k in range(len(self.tasks))]
+        except BaseException:
+            self.pool.shutdown(wait=True, cancel_futures=True)  # what has not started is cancelled
+            self.messages.close()
+            raise
         self._drain()
         self.pool.shutdown(wait=True)
         self.messages.close()
-        return gifs
+        return results
 
-    def abort(self) -> None:
-        """Cancel what has not started and wait for the running tasks (a few pages at most) to end."""
-        self.pool.shutdown(wait=True, cancel_futures=True)
-        self.messages.close()
+    def _wait(self, k: int) -> dict[str, Any]:
+        while True:
+            try:
+                return self.futures[k].result(timeout=0.1)
+            except cf.TimeoutError:
+                self._drain()

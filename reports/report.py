@@ -118,9 +118,8 @@ def build_report(
     progress : bool
         Show a progress bar (pages and GIFs done, ETA).
     workers : int, optional
-        Worker processes drawing the per-run pages and the GIFs while this
-        process writes the PDF (default: the CPU cores, at most 4; 1 draws
-        everything in this process).
+        Processes drawing the pages and GIFs, this one included (default: the
+        CPU cores, at most 4; 1 draws everything in this process).
     dpi : int
         Resolution of the PNGs.
     gif_frames : int

@@ -12,7 +12,7 @@ from matplotlib.axes import Axes
 from analysis import boundaries
 from data.errors import ParameterError
 
-from ._style import class_colors, get_ax
+from ._style import class_colors, get_ax, level_lines
 
 __all__ = ["HiddenSpaceDisplay", "HiddenSpaceAnimation"]
 
@@ -220,7 +220,7 @@ class HiddenSpaceDisplay:
         :func:`animate_hidden_space` swaps these artists from frame to frame
         and keeps the rest of the Axes.
         """
-        from matplotlib.colors import ListedColormap
+        from matplotlib.colors import ListedColormap, to_rgba_array
 
         n_classes = max(self.n_outputs, 2, int(self.labels.max()) + 1 if len(self.labels) else 0)
         colors = class_colors(n_classes)
@@ -249,21 +249,18 @@ class HiddenSpaceDisplay:
                 if self.n_outputs > 1:
                     artists.append(_unit_label(ax, seg[0] + 0.82 * (seg[1] - seg[0]), str(k + 1), unit_colors[k]))
         else:
-            ny, nx = self.values.shape[1:]
-            xx, yy = np.meshgrid(np.linspace(x0, x1, nx), np.linspace(y0, y1, ny))
             for k in range(self.n_outputs):
                 v = self.values[k]
                 if not (np.nanmin(v) < 0 < np.nanmax(v)):
                     continue
-                cs = ax.contour(xx, yy, v, levels=[0.0], colors=[unit_colors[k]], linewidths=1.3)
-                artists.append(cs)
-                segs = [seg for seg in cs.allsegs[0] if len(seg)] if self.n_outputs > 1 else []
-                if segs:
+                lines, segs = level_lines(ax, v, self.extent, [0.0], color=unit_colors[k], linewidth=1.3)
+                artists += [lines] if lines is not None else []
+                if segs and self.n_outputs > 1:
                     longest = max(segs, key=len)
                     artists.append(_unit_label(ax, longest[int(0.8 * (len(longest) - 1))], str(k + 1), unit_colors[k]))
         pts = self.points
         if pts is not None and len(pts):
-            c = [colors[int(v) % len(colors)] for v in self.labels]
+            c = to_rgba_array(colors)[np.asarray(self.labels, dtype=np.int64) % len(colors)]
             artists.append(
                 ax.scatter(
                     pts[:, 0], pts[:, 1], c=c, s=28 if len(pts) <= 20 else 10, edgecolors="k", linewidths=0.5, zorder=4

@@ -12,7 +12,7 @@ from matplotlib.axes import Axes
 from analysis import boundaries
 from data.errors import ParameterError
 
-from ._style import class_colors, get_ax
+from ._style import class_colors, get_ax, level_lines
 
 __all__ = ["DecisionBoundaryDisplay"]
 
@@ -110,12 +110,10 @@ class DecisionBoundaryDisplay:
         Axes
         """
         ax = get_ax(ax)
-        from matplotlib.colors import ListedColormap
+        from matplotlib.colors import ListedColormap, to_rgba_array
         from matplotlib.lines import Line2D
 
         x0, x1, y0, y1 = self.extent
-        ny, nx = self.values.shape[1:]
-        xx, yy = np.meshgrid(np.linspace(x0, x1, nx), np.linspace(y0, y1, ny))
         n_out = self.values.shape[0]
         lab = None if labels is None else np.asarray(labels).astype(np.int64)
         n_classes = max(2, n_out, int(lab.max()) + 1 if lab is not None and len(lab) else 0)
@@ -136,7 +134,7 @@ class DecisionBoundaryDisplay:
                 interpolation="bilinear",
             )
             if np.nanmin(self.values[0]) < level < np.nanmax(self.values[0]):
-                ax.contour(xx, yy, self.values[0], levels=[level], colors="k", linewidths=1.4)
+                level_lines(ax, self.values[0], self.extent, [level], color="k", linewidth=1.4)
             handles.append(Line2D([], [], color="k", lw=1.4, label=f"decision boundary (output = {level:g})"))
             if colorbar:
                 ax.figure.colorbar(
@@ -155,13 +153,13 @@ class DecisionBoundaryDisplay:
                 aspect="auto",
                 interpolation="nearest",
             )
-            ax.contour(xx, yy, win, levels=np.arange(n_out) + 0.5, colors="k", linewidths=0.8)
+            level_lines(ax, win, self.extent, np.arange(n_out) + 0.5, color="k", linewidth=0.8)
             handles.append(Line2D([], [], color="k", lw=0.8, label="class boundaries (largest output)"))
         if inputs is not None:
             pts = np.asarray(inputs, dtype=np.float64)
             if pts.ndim != 2 or pts.shape[1] != 2:
                 raise ParameterError(f"inputs must have shape (n_samples, 2); got {pts.shape}")
-            cols = [colors[int(v) % len(colors)] for v in lab] if lab is not None else "#333333"
+            cols = to_rgba_array(colors)[lab % len(colors)] if lab is not None else "#333333"
             ax.scatter(pts[:, 0], pts[:, 1], c=cols, s=12, edgecolors="k", linewidths=0.4, zorder=4)
             if lab is not None:
                 for c in np.unique(lab)[:10]:

@@ -184,6 +184,26 @@ def test_hidden_space_animation_renders_frames_of_one_size():
     assert not np.array_equal(frames[0], frames[2])
 
 
+def test_level_lines_trace_a_circle_and_the_level_between_two_classes():
+    from reports.figures._style import level_lines
+
+    fig, ax = plt.subplots()
+    xs = np.linspace(-2, 2, 81)
+    xx, yy = np.meshgrid(xs, np.linspace(-2, 2, 61))  # n_y != n_x: the orientation matters
+    values = xx**2 + yy**2 - 1.0
+    values[0, 0] = np.nan  # a missing corner is skipped, not drawn
+    lines, segs = level_lines(ax, values, (-2, 2, -2, 2), [0.0], color="r", linewidth=2)
+    radius = np.hypot(*np.concatenate(segs).T)
+    np.testing.assert_allclose(radius, 1.0, atol=2e-3)  # linear interpolation on a 0.05 grid
+    assert lines in ax.collections and lines.get_linewidth()[0] == 2
+    # the 0.5 level of a 0/1 field (x > 0.3) is the vertical line half way between the grid columns either side
+    _, segs = level_lines(ax, (xx > 0.3).astype(float), (-2, 2, -2, 2), [0.5])
+    col = np.searchsorted(xs, 0.3)
+    np.testing.assert_allclose(np.concatenate(segs)[:, 0], (xs[col - 1] + xs[col]) / 2)
+    assert level_lines(ax, values, (-2, 2, -2, 2), [9.0]) == (None, [])  # a level never crossed
+    plt.close(fig)
+
+
 def test_decision_boundary_display_draws_the_plane_the_boundary_and_the_data():
     net = _net(hidden=4)
     xs = np.linspace(-2, 2, 21)

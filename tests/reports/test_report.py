@@ -68,6 +68,30 @@ def test_every_pdf_page_renders_and_none_is_blank(tiny_report, tmp_path):
         assert pixels.std() > 10, f"{page.name} is blank"
 
 
+def test_each_pdf_page_is_its_png_in_plan_order_and_run_pages_are_lossless(tiny_report):
+    """The PDF is merged from one-page PDFs drawn in several processes: page k must be page k of the plan.
+    A comparison page's PNG is its vector PDF page rasterised, a run page's PDF page shows its PNG's pixels."""
+    import pypdfium2 as pdfium
+    from PIL import Image
+
+    doc = pdfium.PdfDocument(tiny_report.pdf)
+    try:
+        assert len(doc) == len(tiny_report.pages)
+        for k, page in enumerate(tiny_report.pages):
+            png = np.asarray(Image.open(os.path.join(tiny_report.out_dir, page["png"])).convert("RGB"), dtype=int)
+            shown = np.asarray(doc[k].render(scale=100 / 72).to_pil().convert("RGB"), dtype=int)
+            assert shown.shape == png.shape, page["name"]
+            if page["kind"] == "run":
+                assert np.abs(shown - png).max() <= 1, page["name"]  # the same pixels, resampling aside
+            else:
+                assert np.abs(shown - png).mean() < 0.5, page["name"]
+    finally:
+        doc.close()
+    from pypdf import PdfReader
+
+    assert PdfReader(tiny_report.pdf).metadata.title.startswith("hud report: ")
+
+
 def test_runs_that_did_not_end_normally_are_shown_as_such(tiny_report):
     status = {r["id"]: r for r in tiny_report.runs}
     assert status["bce-adam-s9"]["status"] == "diverged"  # from the file, not the stale manifest
