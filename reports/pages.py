@@ -739,6 +739,10 @@ class _RunFigure:
             if plane
             else []
         )
+        for ax in (*curves, *hidden, *planes):
+            _fixed_xlabel(ax)
+        for ax in (*hidden[1:], *planes[1:]):
+            ax.yaxis.set_label_coords(-0.1, 0.5)  # these panels have no y label: nothing to place
         return cls(fig, curves, hidden, planes, right)
 
     def placeholder(self) -> Axes:
@@ -802,6 +806,20 @@ def _run_curves(ctx: ReportContext, run: Run, axes: list[Axes]) -> dict[str, pd.
     ax.grid(alpha=0.3)
     data["weight_norms"] = mine_norms
     return data
+
+
+def _fixed_xlabel(ax: Axes, points: float = 19.0) -> None:
+    """Put the x label ``points`` below the Axes instead of below its measured tick labels.
+
+    Matplotlib measures every tick label of an Axes (and of the Axes sharing
+    it) to place the axis label, at every draw: on a per-run page that was a
+    tenth of its drawing.  The run pages' tick labels are one line of 7-point
+    text, so their height is known.
+    """
+    from matplotlib.transforms import ScaledTranslation
+
+    offset = ScaledTranslation(0, -points / 72, ax.figure.dpi_scale_trans)
+    ax.xaxis.set_label_coords(0.5, 0.0, transform=ax.transAxes + offset)
 
 
 def _snapshot_axes(fig: Figure, spec: Any, n: int, title: str, *, share: bool = True) -> list[Axes]:

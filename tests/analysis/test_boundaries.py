@@ -60,6 +60,25 @@ def test_network_outputs_at_given_weights(net222, grid):
         assert torch.equal(v, before[k]) and v.dtype == torch.float32
 
 
+def test_a_network_already_in_float64_eval_mode_is_used_as_is_and_still_checked(net222, grid):
+    cfg, params = net222
+    g, _ = grid
+    loaded = boundaries.load_network(cfg, params=params)  # float64, CPU, eval: what the functions need
+    before = {k: v.clone() for k, v in loaded.state_dict().items()}
+    np.testing.assert_allclose(boundaries.network_outputs(loaded, g), _forward(g, [(W1, B1), (W2, B2)]), atol=1e-12)
+    assert loaded.hidden1.linear.weight.data_ptr() == boundaries._network(loaded, None).hidden1.linear.weight.data_ptr()
+    assert all(torch.equal(v, before[k]) for k, v in loaded.state_dict().items())
+    # a float32 or training-mode module, or one given params, is copied; a copy never changes the original
+    module = build_network(cfg, seed=3)
+    assert boundaries._network(module, None) is not module
+    assert boundaries._network(loaded.train(), None) is not loaded
+    assert boundaries._network(loaded.eval(), params) is not loaded
+    with torch.no_grad():
+        loaded.output.bias[0] = float("nan")
+    with pytest.raises(ParameterError, match="NaN"):
+        boundaries.network_outputs(loaded, g)
+
+
 def test_unit_maps_are_continuous_activations_over_the_plane(net222, grid):
     cfg, params = net222
     g, shape = grid
