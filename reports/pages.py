@@ -158,11 +158,44 @@ def plan(ctx: ReportContext) -> list[PageSpec]:
 # ----------------------------------------------------------------------------- helpers
 
 
-def _grid(ctx: ReportContext, fig: Figure, **kw: Any) -> dict[Cell, Axes]:
-    """Axes for each configuration, laid out rows = loss, columns = the other axes; spare Axes hidden."""
+#: Margins of a grid page, inches: room for the two-line title, panel titles of up to two lines, tick
+#: and axis labels, a legend row below the grid, colour bars right of the last column.
+_GRID_MARGINS = {"left": 0.75, "right": 0.3, "top": 1.05, "bottom": 0.5, "wspace": 0.8, "hspace": 0.9}
+_GRID_LEGEND, _GRID_COLORBAR = 0.45, 0.6
+
+
+def _grid_figure(ctx: ReportContext) -> Figure:
+    """The figure of a grid page: no layout engine, :func:`_grid` places the panels."""
+    return Figure(figsize=_grid_size(ctx))
+
+
+def _grid(
+    ctx: ReportContext, fig: Figure, *, legend: bool = False, colorbar: bool = False, **kw: Any
+) -> dict[Cell, Axes]:
+    """Axes for each configuration, laid out rows = loss, columns = the other axes; spare Axes hidden.
+
+    The panels sit on a fixed grid with margins in inches (``_GRID_MARGINS``,
+    plus a legend row below with ``legend`` and room for colour bars right of
+    the last column with ``colorbar``): a constrained layout measured every
+    tick label of every panel twice and was a third of drawing these pages.
+    """
     exp = ctx.experiment
     nrows, ncols = exp.grid_shape()
-    axes = fig.subplots(nrows, ncols, squeeze=False, **kw)
+    w, h = fig.get_size_inches()
+    m = dict(_GRID_MARGINS)
+    m["bottom"] += _GRID_LEGEND if legend else 0.0
+    m["right"] += _GRID_COLORBAR if colorbar else 0.0
+    panel_w = (w - m["left"] - m["right"] - m["wspace"] * (ncols - 1)) / ncols
+    panel_h = (h - m["top"] - m["bottom"] - m["hspace"] * (nrows - 1)) / nrows
+    gridspec = {
+        "left": m["left"] / w,
+        "right": 1 - m["right"] / w,
+        "top": 1 - m["top"] / h,
+        "bottom": m["bottom"] / h,
+        "wspace": m["wspace"] / panel_w,
+        "hspace": m["hspace"] / panel_h,
+    }
+    axes = fig.subplots(nrows, ncols, squeeze=False, gridspec_kw=gridspec, **kw)
     used = {}
     for cell in exp.cells:
         i, j = exp.grid_position(cell)
@@ -386,7 +419,7 @@ def overview_page(ctx: ReportContext) -> Page:
 
 def curves_grid_page(ctx: ReportContext) -> Page:
     """Every seed's loss curve, one panel per configuration; diverged and interrupted runs marked where they end."""
-    fig = _figure(_grid_size(ctx))
+    fig = _grid_figure(ctx)
     curves = ctx.curves()
     grid = _grid(ctx, fig, sharex=True, sharey=True)
     for cell, ax in grid.items():
@@ -421,8 +454,8 @@ def curves_grid_page(ctx: ReportContext) -> Page:
 
 def trajectories_page(ctx: ReportContext, layer: str) -> Page:
     """PCA trajectories of the representative run of each configuration, in one basis shared by all."""
-    fig = _figure(_grid_size(ctx))
-    grid = _grid(ctx, fig)
+    fig = _grid_figure(ctx)
+    grid = _grid(ctx, fig, legend=True)
     traj = ctx.trajectories(layer)
     data = {}
     for cell, ax in grid.items():
@@ -437,7 +470,9 @@ def trajectories_page(ctx: ReportContext, layer: str) -> Page:
     if not isinstance(traj, str):
         data["trajectories"] = traj.to_frame()
         handles = traj.legend_handles()
-        fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 6), fontsize=8)
+        fig.legend(
+            handles=handles, loc="lower center", ncols=min(len(handles), 6), fontsize=8, bbox_to_anchor=(0.5, 0.01)
+        )
     fig.suptitle(
         _grid_title(ctx, f"PCA trajectories of {layer}, one basis fitted on every panel's epochs"), fontsize=11
     )
@@ -446,8 +481,8 @@ def trajectories_page(ctx: ReportContext, layer: str) -> Page:
 
 def hidden_grid_page(ctx: ReportContext, layer: str, target: int) -> Page:
     """The hidden space of each configuration's representative run near one epoch."""
-    fig = _figure(_grid_size(ctx))
-    grid = _grid(ctx, fig)
+    fig = _grid_figure(ctx)
+    grid = _grid(ctx, fig, legend=True)
     frames = []
     first = True
     for cell, ax in grid.items():
@@ -461,7 +496,9 @@ def hidden_grid_page(ctx: ReportContext, layer: str, target: int) -> Page:
         else:
             disp.plot(ax=ax, title=_run_title(run, epoch), legend=False)
             if first:
-                fig.legend(handles=disp.legend_handles(), loc="outside lower center", ncols=3, fontsize=8)
+                fig.legend(
+                    handles=disp.legend_handles(), loc="lower center", ncols=3, fontsize=8, bbox_to_anchor=(0.5, 0.01)
+                )
             first = False
             df = disp.to_frame()
             df.insert(0, "run", run.id)
@@ -480,8 +517,8 @@ def hidden_grid_page(ctx: ReportContext, layer: str, target: int) -> Page:
 def plane_grid_page(ctx: ReportContext, target: int) -> Page:
     """The decision boundary in the input plane of each configuration's representative run near one epoch."""
     exp = ctx.experiment
-    fig = _figure(_grid_size(ctx))
-    grid = _grid(ctx, fig)
+    fig = _grid_figure(ctx)
+    grid = _grid(ctx, fig, colorbar=True)
     frames = []
     for cell, ax in grid.items():
         run = _representative_or_placeholder(ctx, cell, ax)
@@ -516,8 +553,8 @@ def unit_maps_page(ctx: ReportContext, layer: str, target: int) -> Page:
     from analysis import boundaries
 
     exp = ctx.experiment
-    fig = _figure(_grid_size(ctx))
-    grid = _grid(ctx, fig)
+    fig = _grid_figure(ctx)
+    grid = _grid(ctx, fig, colorbar=True)
     points, shape, _ = ctx.coarse_grid(81)
     ncols = exp.grid_shape()[1]
     frames = []
