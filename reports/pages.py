@@ -67,8 +67,9 @@ def _figure(size: tuple[float, float] = PAGE_SIZE) -> Figure:
 
 
 def _panels(fig: Figure, n: int, ncols: int) -> list[Axes]:
-    """``n`` panels on a grid of ``ncols`` columns, row by row; the grid's spare cells hidden."""
-    axes = fig.subplots(-(-n // ncols), ncols, squeeze=False).ravel()
+    """``n`` panels on a fixed grid of ``ncols`` columns, row by row; the grid's spare cells hidden."""
+    nrows = -(-n // ncols)
+    axes = fig.subplots(nrows, ncols, squeeze=False, gridspec_kw=_fixed_layout(fig, nrows, ncols)).ravel()
     for ax in axes[n:]:
         ax.set_visible(False)
     return list(axes[:n])
@@ -169,25 +170,21 @@ def _grid_figure(ctx: ReportContext) -> Figure:
     return Figure(figsize=_grid_size(ctx))
 
 
-def _grid(
-    ctx: ReportContext, fig: Figure, *, legend: bool = False, colorbar: bool = False, **kw: Any
-) -> dict[Cell, Axes]:
-    """Axes for each configuration, laid out rows = loss, columns = the other axes; spare Axes hidden.
+def _fixed_layout(fig: Figure, nrows: int, ncols: int, *, legend: bool = False, colorbar: bool = False) -> dict:
+    """``gridspec_kw`` placing ``nrows`` x ``ncols`` panels with the margins of ``_GRID_MARGINS`` (inches).
 
-    The panels sit on a fixed grid with margins in inches (``_GRID_MARGINS``,
-    plus a legend row below with ``legend`` and room for colour bars right of
-    the last column with ``colorbar``): a constrained layout measured every
-    tick label of every panel twice and was a third of drawing these pages.
+    A fixed grid instead of a constrained layout, which measured every tick
+    label of every panel twice and was a third of drawing a comparison page.
+    ``legend`` keeps a row below the panels for a figure legend, ``colorbar``
+    room right of the last column for colour bars.
     """
-    exp = ctx.experiment
-    nrows, ncols = exp.grid_shape()
     w, h = fig.get_size_inches()
     m = dict(_GRID_MARGINS)
     m["bottom"] += _GRID_LEGEND if legend else 0.0
     m["right"] += _GRID_COLORBAR if colorbar else 0.0
     panel_w = (w - m["left"] - m["right"] - m["wspace"] * (ncols - 1)) / ncols
     panel_h = (h - m["top"] - m["bottom"] - m["hspace"] * (nrows - 1)) / nrows
-    gridspec = {
+    return {
         "left": m["left"] / w,
         "right": 1 - m["right"] / w,
         "top": 1 - m["top"] / h,
@@ -195,6 +192,18 @@ def _grid(
         "wspace": m["wspace"] / panel_w,
         "hspace": m["hspace"] / panel_h,
     }
+
+
+def _grid(
+    ctx: ReportContext, fig: Figure, *, legend: bool = False, colorbar: bool = False, **kw: Any
+) -> dict[Cell, Axes]:
+    """Axes for each configuration, laid out rows = loss, columns = the other axes; spare Axes hidden.
+
+    The panels sit on a fixed grid (:func:`_fixed_layout`).
+    """
+    exp = ctx.experiment
+    nrows, ncols = exp.grid_shape()
+    gridspec = _fixed_layout(fig, nrows, ncols, legend=legend, colorbar=colorbar)
     axes = fig.subplots(nrows, ncols, squeeze=False, gridspec_kw=gridspec, **kw)
     used = {}
     for cell in exp.cells:
@@ -390,7 +399,7 @@ def _fmt(v: Any, *, pct: bool = False, integer: bool = False) -> str:
 
 def overview_page(ctx: ReportContext) -> Page:
     """Loss and accuracy of every configuration (mean and spread over seeds), success rates, epochs to success."""
-    fig = _figure()
+    fig = _figure()  # a constrained layout: the configurations' names label the y axes of the lower row
     axes = fig.subplots(2, 2)
     curves = ctx.curves()
     kw = {"palette": ctx.palette, "order": ctx.order, "spread": ctx.spread, "group": GROUP}
@@ -602,7 +611,7 @@ def geometry_page(ctx: ReportContext, layer: str) -> Page:
     """Geometry metrics of one layer over epochs, every configuration on each panel."""
     metrics = ctx.geometry_metrics(layer)
     data = ctx.geometry(layer)
-    fig = _figure()
+    fig = Figure(figsize=PAGE_SIZE)
     for k, ax in enumerate(_panels(fig, len(metrics), 3 if len(metrics) > 4 else 2)):
         figures.geometry_metrics(
             data,
@@ -680,7 +689,7 @@ def norms_page(ctx: ReportContext) -> Page:
     """The norm of each layer's parameters over epochs, every configuration on each panel."""
     data = ctx.weight_norms()
     layers = list(dict.fromkeys(data["layer"]))
-    fig = _figure()
+    fig = Figure(figsize=PAGE_SIZE)
     for k, ax in enumerate(_panels(fig, len(layers), min(3, len(layers)))):
         figures.weight_norm_growth(
             data,
