@@ -170,7 +170,9 @@ def _grid_figure(ctx: ReportContext) -> Figure:
     return Figure(figsize=_grid_size(ctx))
 
 
-def _fixed_layout(fig: Figure, nrows: int, ncols: int, *, legend: bool = False, colorbar: bool = False) -> dict:
+def _fixed_layout(
+    fig: Figure, nrows: int, ncols: int, *, legend: bool = False, colorbar: bool = False
+) -> dict[str, float]:
     """``gridspec_kw`` placing ``nrows`` x ``ncols`` panels with the margins of ``_GRID_MARGINS`` (inches).
 
     A fixed grid instead of a constrained layout, which measured every tick

@@ -14,11 +14,12 @@ objects are copied, nothing is redrawn or re-encoded).
   image (zlib level 1).  These pages are mostly images (shaded regions,
   input-plane maps) anyway, and a vector page would cost as much again.
 
-With ``workers`` > 1, a pool of ``workers - 1`` processes takes the pages (comparison pages
-one per task, run pages a few per task with their runs' GIFs) while this
-process takes, from the end of the queue, tasks no worker has started.  Each
-process opens the runs folder itself and builds the same plan of pages from
-the same options.
+With ``workers`` > 1, a pool of ``workers - 1`` processes and this process
+share one list of tasks: all comparison pages in the first (they share the
+experiment-wide data), then each run's page with its GIF.  A worker is handed
+the next task from the front whenever it is free; this process takes tasks
+from the back.  Each process opens the runs folder itself and builds the same
+plan of pages from the same options.
 """
 
 from __future__ import annotations
@@ -153,7 +154,7 @@ def _agg_pixels(fig: Figure, dpi: int) -> np.ndarray:
     return np.frombuffer(buffer, np.uint8).reshape(height, width, 4)[..., :3]
 
 
-def image_pdf(rgb: np.ndarray, path: str, *, dpi: int) -> None:
+def _image_pdf(rgb: np.ndarray, path: str, *, dpi: int) -> None:
     """Write a one-page PDF showing an image at its own resolution.
 
     Parameters
@@ -173,7 +174,9 @@ def image_pdf(rgb: np.ndarray, path: str, *, dpi: int) -> None:
     writer = PdfWriter()
     page = writer.add_blank_page(width=w_pt, height=h_pt)
     image = StreamObject()
-    image._data = zlib.compress(np.ascontiguousarray(rgb, dtype=np.uint8).tobytes(), 1)  # already encoded
+    # the stream's bytes, already Flate-encoded (set_data would compress them again, at level 6); pypdf
+    # has no public call for this, the test of the report's pages checks the pixels come back exactly
+    image._data = zlib.compress(np.ascontiguousarray(rgb, dtype=np.uint8).tobytes(), 1)
     image.update(
         {
             NameObject("/Type"): NameObject("/XObject"),
@@ -246,7 +249,7 @@ def _raster_page(spec: PageSpec, opts: RenderOptions) -> dict[str, Any]:
         rgb = _agg_pixels(page.figure, opts.dpi)
         if "pdf" in opts.formats:
             entry["pdf"] = os.path.join(PAGES_DIR, f"{spec.name}.pdf")
-            _replace_into(lambda p: image_pdf(rgb, p, dpi=opts.dpi), opts.path(PAGES_DIR, f"{spec.name}.pdf"))
+            _replace_into(lambda p: _image_pdf(rgb, p, dpi=opts.dpi), opts.path(PAGES_DIR, f"{spec.name}.pdf"))
         if "png" in opts.formats:
             entry["png"] = os.path.join("png", f"{spec.name}.png")
             _save_png(rgb, opts.path("png", f"{spec.name}.png"))

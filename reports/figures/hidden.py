@@ -217,14 +217,13 @@ class HiddenSpaceDisplay:
     def draw_content(self, ax: Axes, *, shade: bool = True, annotate: bool | None = None) -> list[Any]:
         """Draw the regions, boundaries and points only (no labels, limits or title); return the artists.
 
-        :func:`animate_hidden_space` swaps these artists from frame to frame
+        :class:`HiddenSpaceAnimation` swaps these artists from frame to frame
         and keeps the rest of the Axes.
         """
         from matplotlib.colors import ListedColormap, to_rgba_array
 
         n_classes = max(self.n_outputs, 2, int(self.labels.max()) + 1 if len(self.labels) else 0)
         colors = class_colors(n_classes)
-        x0, x1, y0, y1 = self.extent
         artists: list[Any] = []
         if shade:
             artists.append(
