@@ -69,7 +69,8 @@ def _figure(size: tuple[float, float] = PAGE_SIZE) -> Figure:
 def _panels(fig: Figure, n: int, ncols: int) -> list[Axes]:
     """``n`` panels on a fixed grid of ``ncols`` columns, row by row; the grid's spare cells hidden."""
     nrows = -(-n // ncols)
-    axes = fig.subplots(nrows, ncols, squeeze=False, gridspec_kw=_fixed_layout(fig, nrows, ncols)).ravel()
+    layout = _fixed_layout(fig, nrows, ncols, top=0.8)  # a one-line title, one-line panel titles
+    axes = fig.subplots(nrows, ncols, squeeze=False, gridspec_kw=layout).ravel()
     for ax in axes[n:]:
         ax.set_visible(False)
     return list(axes[:n])
@@ -171,17 +172,24 @@ def _grid_figure(ctx: ReportContext) -> Figure:
 
 
 def _fixed_layout(
-    fig: Figure, nrows: int, ncols: int, *, legend: bool = False, colorbar: bool = False
+    fig: Figure,
+    nrows: int,
+    ncols: int,
+    *,
+    legend: bool = False,
+    colorbar: bool = False,
+    top: float = _GRID_MARGINS["top"],
 ) -> dict[str, float]:
     """``gridspec_kw`` placing ``nrows`` x ``ncols`` panels with the margins of ``_GRID_MARGINS`` (inches).
 
     A fixed grid instead of a constrained layout, which measured every tick
     label of every panel twice and was a third of drawing a comparison page.
     ``legend`` keeps a row below the panels for a figure legend, ``colorbar``
-    room right of the last column for colour bars.
+    room right of the last column for colour bars; ``top`` is the room for
+    the figure's and the panels' titles.
     """
     w, h = fig.get_size_inches()
-    m = dict(_GRID_MARGINS)
+    m = {**_GRID_MARGINS, "top": top}
     m["bottom"] += _GRID_LEGEND if legend else 0.0
     m["right"] += _GRID_COLORBAR if colorbar else 0.0
     panel_w = (w - m["left"] - m["right"] - m["wspace"] * (ncols - 1)) / ncols
