@@ -10,6 +10,7 @@ truncates it.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import errno
 import json
@@ -162,12 +163,44 @@ class RecordingWriter:
         parent = os.path.dirname(os.path.abspath(self.path))
         if not os.path.isdir(parent):
             raise RecordingError(f"path {self.path!r}: the folder {parent!r} does not exist")
+        # The skeleton (attributes, commit marker, probe, grid) is written under a temporary name and
+        # renamed into place: a run interrupted while creating its file (Ctrl-C, SIGKILL) leaves no
+        # file without a commit marker at ``path`` (readers would call it damaged), and an overwritten
+        # recording is replaced only once its successor is whole.
+        folder, name = os.path.split(os.path.abspath(self.path))
+        creating = os.path.join(folder, f".{name}.creating-{os.getpid()}")
         try:
-            self.f = h5py.File(self.path, "w", rdcc_nbytes=_CACHE_BYTES, rdcc_nslots=100_003)
+            f = h5py.File(creating, "w")
         except OSError as exc:
             raise RecordingError(f"cannot create recording {self.path!r}: {exc}") from None
+        try:
+            self._write_skeleton(f, config, probe, grid, attrs, parameter_names)
+            f.close()
+            os.replace(creating, self.path)
+        except BaseException:
+            f.close()
+            with contextlib.suppress(OSError):
+                os.remove(creating)
+            raise
+        try:
+            self.f = h5py.File(self.path, "r+", rdcc_nbytes=_CACHE_BYTES, rdcc_nslots=100_003)
+        except OSError as exc:
+            raise RecordingError(f"cannot open the new recording {self.path!r}: {exc}") from None
         _WRITING.add(os.path.realpath(self.path))
-        f = self.f
+        self.rows = 0
+        self.committed = 0
+        self.last_epoch = -1
+
+    def _write_skeleton(
+        self,
+        f: h5py.File,
+        config: Mapping[str, Any] | None,
+        probe: Any,
+        grid: Any,
+        attrs: Mapping[str, Any] | None,
+        parameter_names: Sequence[str] | None,
+    ) -> None:
+        """What a new recording holds before its first epoch: attributes, the commit marker, probe, grid."""
         f.attrs[S.ROOT_ATTRS.FORMAT] = S.FORMAT_NAME
         f.attrs[S.ROOT_ATTRS.VERSION] = S.FORMAT_VERSION
         f.attrs[S.ROOT_ATTRS.CONFIG] = _json(config or {})
@@ -175,7 +208,9 @@ class RecordingWriter:
         f.attrs[S.ROOT_ATTRS.CREATED] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
         for key, value in (attrs or {}).items():
             f.attrs[key] = _json(value)
-        self._set_status("running", -1, "")
+        f.attrs[S.ROOT_ATTRS.STATUS] = "running"
+        f.attrs[S.ROOT_ATTRS.STATUS_EPOCH] = -1
+        f.attrs[S.ROOT_ATTRS.STATUS_MESSAGE] = ""
         f.create_dataset(S.COMMIT, data=np.array([0, -1], np.int64))
         ep = f.create_dataset(S.EPOCH, shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(4096,))
         _label(ep, S.EPOCH)
@@ -197,10 +232,6 @@ class RecordingWriter:
             _label(ds, S.GRID_POINTS)
             ds.attrs[S.GRID_SHAPE] = np.asarray(shape, np.int64)
             ds.attrs[S.GRID_EXTENT] = np.asarray(extent, np.float64)
-        self.rows = 0
-        self.committed = 0
-        self.last_epoch = -1
-        f.flush()
 
     # -- resume --------------------------------------------------------------------
 

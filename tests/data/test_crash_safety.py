@@ -817,3 +817,55 @@ def test_a_recording_opens_in_the_process_that_is_writing_it(tmp_path):
             assert reader.status == "interrupted" and list(reader.epochs) == [0, 1, 2, 3, 4]
     with open_recording(path) as reader:
         assert reader.status == "complete"
+
+
+def test_an_interrupt_while_a_recording_is_created_leaves_no_file_and_an_older_one_intact(tmp_path, monkeypatch):
+    """Ctrl-C can arrive while a run creates its file (hud run saw it): nothing without a commit marker may be
+    left at the path, and a recording being overwritten must survive until its successor is whole."""
+    import data.recording as R
+    from data.tasks import Probe
+
+    n = len(_PROBE)
+    probe = Probe(_PROBE, np.zeros((n, 0), np.float32), np.full(n, -1, np.int64))
+    path = str(tmp_path / "run.h5")
+
+    def interrupted(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    real = R._label
+    monkeypatch.setattr(R, "_label", interrupted)  # called half way through the skeleton
+    with pytest.raises(KeyboardInterrupt):
+        R.RecordingWriter(path, probe=probe)
+    assert os.listdir(tmp_path) == []  # neither the recording nor its temporary file
+    monkeypatch.setattr(R, "_label", real)
+    writer = R.RecordingWriter(path, probe=probe, parameter_names=[name for name, _ in _SHAPES])
+    rows = [pattern_rows(e) for e in range(3)]
+    writer.append({name: np.stack([r[name] for r in rows]) for name in rows[0]})
+    writer.close()
+    monkeypatch.setattr(R, "_label", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        R.RecordingWriter(path, probe=probe, mode="overwrite")
+    assert os.listdir(tmp_path) == ["run.h5"]
+    assert check_with_hud(path, 3, "complete") == []  # the old recording, whole
+
+
+def create_then_die(path: str) -> None:
+    """Child: start creating a recording and die by SIGKILL half way through its skeleton."""
+    import data.recording as R
+    from data.tasks import Probe
+
+    def die(*_args, **_kwargs):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    R._label = die
+    n = len(_PROBE)
+    R.RecordingWriter(path, probe=Probe(_PROBE, np.zeros((n, 0), np.float32), np.full(n, -1, np.int64)))
+
+
+def test_a_run_killed_while_creating_its_file_leaves_no_damaged_recording(tmp_path):
+    path = str(tmp_path / "run.h5")
+    proc = start_child(create_then_die, path)
+    proc.join(60)
+    assert proc.exitcode == -signal.SIGKILL
+    assert not os.path.exists(path)  # a stray temporary file at most, never a recording without its marker
+    assert all(name.startswith(".run.h5.creating-") for name in os.listdir(tmp_path))
