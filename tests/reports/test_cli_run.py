@@ -125,7 +125,7 @@ def test_another_experiment_in_the_folder_and_existing_recordings_need_force(tmp
 
 
 def _first_checkpoint(folder, proc, timeout: float = 120.0) -> None:
-    """Wait until a recording in ``folder`` holds a committed checkpoint (the run's first progress on disk)."""
+    """Wait until a recording in ``folder`` still training holds a committed checkpoint (progress on disk)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and proc.poll() is None:
         for name in os.listdir(folder) if os.path.isdir(folder) else []:
@@ -133,7 +133,7 @@ def _first_checkpoint(folder, proc, timeout: float = 120.0) -> None:
                 continue
             try:
                 with open_recording(os.path.join(folder, name)) as rec:
-                    if int(rec.checkpoint().get("epoch", -1)) > 0:
+                    if rec.status != "complete" and int(rec.checkpoint().get("epoch", -1)) > 0:
                         return
             except Exception:  # noqa: BLE001 - a file being created or written: look again
                 pass
@@ -143,7 +143,11 @@ def _first_checkpoint(folder, proc, timeout: float = 120.0) -> None:
 
 @pytest.mark.parametrize("workers", ["1", "2"], ids=["in-process", "worker-processes"])
 def test_ctrl_c_leaves_readable_recordings_and_the_same_command_resumes(tmp_path, workers):
-    path = _write(tmp_path, TINY.replace("epochs = 10", "epochs = 1500").replace("seeds = 2", "seeds = 1"))
+    # runs long enough (several seconds) to commit a checkpoint before they end: the interrupt lands
+    # while one is training (with 1500 epochs a run could end before its first commit, and Ctrl-C then
+    # hit the next run as it created its file)
+    epochs = 6000
+    path = _write(tmp_path, TINY.replace("epochs = 10", f"epochs = {epochs}").replace("seeds = 2", "seeds = 1"))
     out = tmp_path / "out"
     argv = [sys.executable, "-m", "reports.cli", "run", path, "-o", str(out), "--no-batched", "--workers", workers]
     env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
@@ -172,6 +176,6 @@ def test_ctrl_c_leaves_readable_recordings_and_the_same_command_resumes(tmp_path
     assert "2 complete" in done.stdout
     for name, (status, ckpt, times) in before.items():
         with open_recording(out / name) as rec:
-            assert rec.status == "complete" and list(rec.epochs) == list(range(1501))
+            assert rec.status == "complete" and list(rec.epochs) == list(range(epochs + 1))
             if status == "interrupted" and ckpt > 0:  # resumed, not started again: the rows up to the checkpoint kept
                 assert rec.metrics["time"].loc[:ckpt].tolist() == times.loc[:ckpt].tolist()
