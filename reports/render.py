@@ -52,7 +52,6 @@ __all__ = ["RenderOptions", "render", "PDF_NAME", "PAGES_DIR"]
 
 PDF_NAME = "report.pdf"
 PAGES_DIR = ".pages"  # the one-page PDFs, merged into PDF_NAME (removed before publishing)
-_RUNS_PER_TASK = 1
 
 #: Matplotlib settings while a report draws.  A title at a fixed height spares
 #: matplotlib measuring every tick label to place it (a report's axes have no
@@ -141,7 +140,7 @@ def _pdf_to_png(pdf_path: str, png_path: str, dpi: int) -> None:
         image = doc[0].render(scale=dpi / 72).to_pil()
     finally:
         doc.close()
-    _replace_into(lambda p: image.save(p, format="png", compress_level=_PNG_LEVEL), png_path)
+    _save_png(image, png_path)
 
 
 def _agg_pixels(fig: Figure, dpi: int) -> np.ndarray:
@@ -197,10 +196,12 @@ def _image_pdf(rgb: np.ndarray, path: str, *, dpi: int) -> None:
         writer.write(fh)
 
 
-def _save_png(rgb: np.ndarray, path: str) -> None:
+def _save_png(image: Any, path: str) -> None:
+    """Write a PIL image, or pixels of shape (height, width, 3) uint8, as a PNG (complete or absent)."""
     from PIL import Image
 
-    image = Image.fromarray(np.ascontiguousarray(rgb))
+    if isinstance(image, np.ndarray):
+        image = Image.fromarray(np.ascontiguousarray(image))
     _replace_into(lambda p: image.save(p, format="png", compress_level=_PNG_LEVEL), path)
 
 
@@ -337,11 +338,9 @@ def _write_gif(ctx: ReportContext, run: Run, opts: RenderOptions, *, dpi: int = 
 
 def _tasks(specs: list[PageSpec]) -> list[list[int]]:
     """The pages in tasks: every comparison page in the first (they share the experiment-wide data, which a
-    process computes once: spread over processes, each computed it again), run pages a few at a time."""
+    process computes once: spread over processes, each computed it again), then one task per run page."""
     comparison = [i for i, s in enumerate(specs) if s.kind != "run"]
-    tasks = [comparison] if comparison else []
-    runs = [i for i, s in enumerate(specs) if s.kind == "run"]
-    return tasks + [runs[k : k + _RUNS_PER_TASK] for k in range(0, len(runs), _RUNS_PER_TASK)]
+    return ([comparison] if comparison else []) + [[i] for i, s in enumerate(specs) if s.kind == "run"]
 
 
 def render(
