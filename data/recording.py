@@ -29,7 +29,7 @@ import pandas as pd
 
 from . import schema as S
 from ._version import __version__
-from .errors import FormatVersionError, NotRecordedError, ParameterError, RecordingError
+from .errors import FormatVersionError, NotRecordedError, ParameterError, RecordingError, check_number
 from .tasks import Probe
 
 __all__ = [
@@ -83,7 +83,12 @@ def _json(obj: Any) -> str:
 
 
 def _write_rows(ds: h5py.Dataset, start: int, values: np.ndarray) -> None:
-    """Write ``values`` (n_rows, ...) at rows ``start:`` with h5py's low-level API (the fast path of a hot loop)."""
+    """Write ``values`` (n_rows, ...) at rows ``start:`` with h5py's low-level API (the fast path of a hot loop).
+
+    The rows are made contiguous first: handing HDF5 a strided memory selection
+    instead (a column range of a block) was measured 2-3x slower for the whole
+    batch (it copies such selections piece by piece).
+    """
     values = np.ascontiguousarray(values, dtype=ds.dtype)
     space = ds.id.get_space()
     space.select_hyperslab((start,) + (0,) * (values.ndim - 1), values.shape)
@@ -127,6 +132,12 @@ class RecordingWriter:
     parameter_names : sequence of str
         Names of the parameter tensors, in the order of the ``parameter`` axis
         of the norms and optimizer-state datasets.
+    chunk_cache : int
+        Bytes of HDF5 chunk cache for the open file (default 64 MiB: a block of a
+        few rows leaves its partly written chunks there until the next one).  A
+        writer that appends large blocks passes 0: whole chunks then go to the
+        file directly instead of through the cache and a flush (measured: 1.5 s
+        of 5 s less CPU for a batch's 1.2 GB).
     """
 
     def __init__(
@@ -140,6 +151,7 @@ class RecordingWriter:
         mode: str = "create",
         compression: str | None = None,
         parameter_names: Sequence[str] = (),
+        chunk_cache: int = _CACHE_BYTES,
     ) -> None:
         if mode not in ("create", "overwrite", "resume"):
             raise ParameterError(f"mode must be one of 'create', 'overwrite', 'resume'; got {mode!r}")
@@ -147,6 +159,7 @@ class RecordingWriter:
             raise ParameterError(f"compression must be one of None, 'lzf', 'gzip'; got {compression!r}")
         self.path = os.fspath(path)
         self.compression = compression
+        self._cache = int(check_number("chunk_cache", chunk_cache, low=0, integer=True))
         self._slot = -1
         self._reserved = False  # space past HDF5's end of file allocated by _reserve, given back by _trim
         self._reserved_end = 0  # the file offset up to which space is allocated
@@ -183,7 +196,7 @@ class RecordingWriter:
                 os.remove(creating)
             raise
         try:
-            self.f = h5py.File(self.path, "r+", rdcc_nbytes=_CACHE_BYTES, rdcc_nslots=100_003)
+            self.f = h5py.File(self.path, "r+", rdcc_nbytes=self._cache, rdcc_nslots=100_003)
         except OSError as exc:
             raise RecordingError(f"cannot open the new recording {self.path!r}: {exc}") from None
         _WRITING.add(os.path.realpath(self.path))
@@ -239,7 +252,7 @@ class RecordingWriter:
         rec = open_recording(self.path)  # validates format and version
         rec.close()
         try:
-            self.f = h5py.File(self.path, "r+", rdcc_nbytes=_CACHE_BYTES, rdcc_nslots=100_003)
+            self.f = h5py.File(self.path, "r+", rdcc_nbytes=self._cache, rdcc_nslots=100_003)
         except OSError as exc:
             raise RecordingError(f"cannot open recording {self.path!r} to resume it: {exc}") from None
         _WRITING.add(os.path.realpath(self.path))

@@ -66,11 +66,29 @@ BATCHED_OPTIMIZERS = tuple(name for name in OPTIMIZERS if name != "lbfgs")
 
 _TABLE_STEPS = 256  # Adam's bias corrections are tabulated this many steps at a time
 
+
+def _tanh(x: torch.Tensor) -> torch.Tensor:
+    """tanh(x) as 2 sigmoid(2x) - 1: 2.3x faster than ``torch.tanh`` on this CPU (AVX2, float32, one thread).
+
+    Its error is at most ~2e-7 absolute (1.5 float32 ulps of 1), against ``torch.tanh``'s 3e-8:
+    below the float rounding that already separates a batched run from one trained alone.
+    """
+    y = torch.mul(x, 2.0)
+    return torch.sigmoid_(y).mul_(2.0).sub_(1.0)
+
+
 _ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor] | None] = {
-    "tanh": torch.tanh,
+    "tanh": _tanh,
     "sigmoid": torch.sigmoid,
     "relu": torch.relu,
     "linear": None,
+}
+#: each activation's backward from (d loss / d output, output), as autograd computes it
+_ACTIVATION_GRADS: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    "tanh": torch.ops.aten.tanh_backward,
+    "sigmoid": torch.ops.aten.sigmoid_backward,
+    "relu": lambda d, h: torch.ops.aten.threshold_backward(d, h, 0),
+    "linear": lambda d, h: d,
 }
 
 
@@ -484,8 +502,7 @@ class _Batch:
         self.numels = [s.stop - s.start for s in self.slots]
         with torch.no_grad():
             rows = [torch.cat([p.detach().reshape(-1) for p in net.parameters()]) for net in self.nets]
-            self.flat = torch.stack(rows).to(device).requires_grad_(True)  # (member, parameter), a leaf
-        self.w = self.flat.detach()  # the same storage, for in-place updates
+            self.w = torch.stack(rows).to(device)  # (member, parameter)
         self.grad = torch.zeros_like(self.w)
         self._alias_networks()
 
@@ -585,26 +602,101 @@ class _Batch:
         outputs : dict of str to Tensor of shape (member, unit, sample)
             Empty unless ``keep``; see ``MemberState.layer_outputs``.
         """
+        logits, trace = self._trace(flat, x)
+        return logits, (self._outputs(trace, logits) if keep else {})
+
+    def _layers(self, flat: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Each layer's (weight, bias) views of ``flat``: (member, out, in) and (member, out)."""
         m = flat.shape[0]
         params = torch.split(flat, self.numels, dim=1)
+        return [(params[i].view(m, *self.slots[i].shape), params[i + 1]) for i in range(0, len(params), 2)]
+
+    def _trace(self, flat: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, list[tuple[torch.Tensor, ...]]]:
+        """The forward pass, keeping each layer's (input, pre-activation, output) for the backward pass.
+
+        Returns the logits, shape (member, output, sample), and one (input, pre, output) triple per
+        hidden layer, then the output layer's (input,); inputs of shape (input, sample) (the shared
+        inputs of the first layer) or (member, input, sample), the rest (member, unit, sample).
+        """
+        m = flat.shape[0]
         cfg = self.config
-        outputs: dict[str, torch.Tensor] = {}
+        layers = self._layers(flat)
+        trace: list[tuple[torch.Tensor, ...]] = []
         seen, h = [x], x
-        for k, act in enumerate(cfg.activations):
-            if cfg.shortcut and k > 0:
-                h = _cat_units(seen, m)
-            pre = _linear(h, params[2 * k].view(m, *self.slots[2 * k].shape), params[2 * k + 1])
+        for (w, b), act in zip(layers, cfg.activations):
+            inp = _cat_units(seen, m) if cfg.shortcut and len(seen) > 1 else h
+            pre = _linear(inp, w, b)
             fn = _ACTIVATIONS[act]
             h = pre if fn is None else fn(pre)
             seen.append(h)
-            if keep:
-                outputs[f"hidden{k + 1}.linear"], outputs[f"hidden{k + 1}"] = pre, h
-        if cfg.shortcut and len(seen) > 1:
-            h = _cat_units(seen, m)
-        logits = _linear(h, params[-2].view(m, *self.slots[-2].shape), params[-1])
-        if keep:
-            outputs["output"] = logits
-        return logits, outputs
+            trace.append((inp, pre, h))
+        inp = _cat_units(seen, m) if cfg.shortcut and len(seen) > 1 else h
+        trace.append((inp,))
+        w, b = layers[-1]
+        return _linear(inp, w, b), trace
+
+    def _outputs(self, trace: list[tuple[torch.Tensor, ...]], logits: torch.Tensor) -> dict[str, torch.Tensor]:
+        outputs: dict[str, torch.Tensor] = {}
+        for k, (_, pre, h) in enumerate(trace[:-1]):
+            outputs[f"hidden{k + 1}.linear"], outputs[f"hidden{k + 1}"] = pre, h
+        outputs["output"] = logits
+        return outputs
+
+    def gradient(
+        self, x: torch.Tensor, targets: torch.Tensor, keep: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """One forward and one hand-written backward pass: fill ``self.grad`` with d(data + penalty)/dw.
+
+        The backward pass is the chain rule written out for this architecture
+        (the same products autograd would take, without its graph): per layer
+        one batched product for the weights' gradient, one sum over samples for
+        the biases', one product back to the layer's input.
+
+        Parameters
+        ----------
+        x : Tensor of shape (input, sample) or (member, input, sample)
+        targets : Tensor of shape (output, sample) or (member, output, sample)
+
+        Returns
+        -------
+        data : Tensor of shape (member,)
+            Each member's data loss.
+        logits : Tensor of shape (member, output, sample)
+        outputs : dict of str to Tensor of shape (member, unit, sample)
+            Empty unless ``keep``.
+        """
+        m = self.w.shape[0]
+        cfg = self.config
+        layers = self._layers(self.w)
+        logits, trace = self._trace(self.w, x)
+        data = self.data_losses(logits, targets)
+        grads: list[torch.Tensor] = []  # in reverse slot order
+        d = self.logit_gradients(logits, targets)  # (member, output, sample)
+        widths = [x.shape[-2]] + [h.shape[1] for _, _, h in trace[:-1]]  # units of each entry of `seen`
+        d_seen: list[torch.Tensor | None] = [None] * len(widths)  # d loss / d seen[j], for j >= 1
+        for k in range(len(layers) - 1, -1, -1):
+            inp = trace[k][0]
+            if k < len(layers) - 1:  # a hidden layer: through its activation
+                _, pre, h = trace[k]
+                dh = d_seen[k + 1]
+                d = _ACTIVATION_GRADS[cfg.activations[k]](dh, h) if dh is not None else torch.zeros_like(pre)
+            w, _ = layers[k]
+            grads.append(d.sum(dim=2))
+            if inp.dim() == 2:
+                inp = inp.expand(m, *inp.shape)
+            grads.append(torch.bmm(d, inp.transpose(1, 2)))
+            # back to the hidden outputs this layer read: seen[k] alone, or seen[1..k] with shortcuts
+            first = 1 if cfg.shortcut else k
+            if first < 1 or first > k:
+                continue
+            skip = widths[0] if cfg.shortcut else 0  # the inputs' columns: no gradient needed
+            d_in = torch.bmm(w[:, :, skip:].transpose(1, 2), d)  # (member, units read, sample)
+            for j, part in zip(range(first, k + 1), torch.split(d_in, widths[first : k + 1], dim=1)):
+                d_seen[j] = part if d_seen[j] is None else d_seen[j] + part
+        torch.cat([g.reshape(m, -1) for g in reversed(grads)], dim=1, out=self.grad)
+        if self.any_decay:
+            self.grad.addcmul_(self.w, self.lam_mask)
+        return data, logits, (self._outputs(trace, logits) if keep else {})
 
     def _by_loss(self, logits: torch.Tensor) -> list[tuple[torch.Tensor, slice, Loss]]:
         """``logits`` cut into the runs of members that share a loss formula (one split, one backward node)."""
@@ -631,6 +723,28 @@ class _Batch:
             else:
                 z = torch.sigmoid(s) if loss.output == "sigmoid" else s
                 parts.append(0.5 * ((t - z) ** 2).sum(dim=(1, 2)) / n)
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+    def logit_gradients(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """d data_loss / d logits for each member, shape (member, output, sample) (``targets`` as in ``data_losses``).
+
+        With g = d loss / d z = (z - t) / n: softmax: g - softmax(s) sum_k g_k (g = -t / n here);
+        bce: (sigmoid(s) - t) / n; sse: g f'(s), f'(s) = z (1 - z) for sigmoid outputs, 1 for
+        linear ones; each multiplied by 1/n where autograd multiplies (the same rounding).
+        """
+        parts = []
+        for s, rows, loss in self._by_loss(logits):
+            t = targets if targets.dim() == 2 else targets[rows]
+            inv_n = 1.0 / max(s.shape[2], 1)
+            if loss.name == "softmax":
+                g = t * -inv_n
+                d = g - torch.softmax(s, dim=1) * g.sum(dim=-2, keepdim=True)
+            elif loss.name == "bce" or loss.output != "sigmoid":
+                d = ((torch.sigmoid(s) if loss.name == "bce" else s) - t).mul_(inv_n)
+            else:
+                z = torch.sigmoid(s)
+                d = torch.ops.aten.sigmoid_backward((z - t).mul_(inv_n), z)
+            parts.append(d)
         return parts[0] if len(parts) == 1 else torch.cat(parts)
 
     def activations(self, logits: torch.Tensor) -> torch.Tensor:
@@ -663,14 +777,6 @@ class _Batch:
             elif decayed is not False:
                 total = total + torch.where(decayed, sq[:, s.start : s.stop].sum(dim=1), zero)
         return torch.where(self.has_decay, self.half_lam * total, zero)
-
-    def backward(self, data: torch.Tensor) -> None:
-        """Fill ``self.grad`` with d(data + penalty)/dw for every member."""
-        (g,) = torch.autograd.grad(data.sum(), self.flat)
-        with torch.no_grad():
-            self.grad.copy_(g)
-            if self.any_decay:
-                self.grad.addcmul_(self.w, self.lam_mask)
 
     def step(self) -> None:
         with torch.no_grad():
@@ -918,13 +1024,10 @@ class _Run:
 
     def _full_batch_epoch(self, keep: bool) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         b = self.b
-        logits, outputs = b.forward(b.flat, b.xT, keep=keep)
-        data = b.data_losses(logits, b.tT)
-        b.backward(data)
         with torch.no_grad():
-            acc = b.accuracy(b.activations(logits.detach()))
-            values = torch.stack([data.detach(), b.penalty(), acc])
-        return values, {k: v.detach() for k, v in outputs.items()}
+            data, logits, outputs = b.gradient(b.xT, b.tT, keep=keep)
+            acc = b.accuracy(b.activations(logits))
+            return torch.stack([data, b.penalty(), acc]), outputs
 
     def _evaluate(self, keep: bool) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         b = self.b
@@ -940,15 +1043,12 @@ class _Run:
         total = torch.zeros(b.n, device=b.device)
         outputs = torch.empty(b.n, *b.t.shape, device=b.device)  # (member, sample, output)
         rows = torch.arange(b.n, device=b.device).unsqueeze(1)
-        for idx in torch.split(order, self.batch_size, dim=1):  # (member, batch)
-            logits, _ = b.forward(b.flat, b.x[idx].transpose(1, 2))
-            data = b.data_losses(logits, b.t[idx].transpose(1, 2))
-            b.backward(data)
-            b.step()
-            with torch.no_grad():
-                total += data.detach() * idx.shape[1]
-                outputs[rows, idx] = b.activations(logits.detach()).transpose(1, 2)
         with torch.no_grad():
+            for idx in torch.split(order, self.batch_size, dim=1):  # (member, batch)
+                data, logits, _ = b.gradient(b.x[idx].transpose(1, 2), b.t[idx].transpose(1, 2))
+                b.step()
+                total += data * idx.shape[1]
+                outputs[rows, idx] = b.activations(logits).transpose(1, 2)
             return torch.stack([total / n, b.penalty(), b.accuracy(outputs.transpose(1, 2))])
 
     # -- the loop --------------------------------------------------------------------
