@@ -18,10 +18,17 @@ apart as any two float orderings of a chaotic dynamics do.
 
 Design
 ------
-- The weights of all members live in one leaf tensor of shape (member, parameter):
+- The weights of all members live in one tensor of shape (member, parameter):
   each member's row is its parameters in ``Network.named_parameters()`` order,
   flattened.  The forward pass splits it into per-layer views; one optimizer
   step is a handful of tensor operations whatever the number of layers.
+- The backward pass is written out (``_Batch.gradient``: per layer one batched
+  product for the weights' gradient, a sum for the biases', one product back),
+  with no autograd graph; the loss gradients multiply by 1/n where autograd
+  does, so that a linear model rounds as it does alone.  tanh is computed as
+  2 sigmoid(2x) - 1 (2.3x faster than ``torch.tanh`` here, within 2e-7).
+  Together: 1.19x faster training than autograd + ``torch.tanh`` (median of 8
+  interleaved pairs, 32 members of the 2-10-10-1 spiral net).
 - Layers are ``torch.baddbmm`` on activations kept unit-major, (member, unit,
   sample): on CPU this was ~1.6x faster than sample-major batched products and
   ~2-3x faster than ``torch.func.vmap`` over ``functional_call`` (32 members of
