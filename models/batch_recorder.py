@@ -61,6 +61,7 @@ class _Meta:
     values: np.ndarray  # (3, member) float32: loss, penalty, accuracy
     time: float
     prev: torch.Tensor | None  # (member, parameter): the weights of epoch - 1 (a snapshot), or None
+    layers: list[torch.Tensor | None] = field(default_factory=list)  # per `_big` entry: (member, unit, sample)
 
 
 @dataclass
@@ -245,19 +246,21 @@ class BatchRecorder:
             opt, _ = b.block_of[r]
             self._keys[r] = list(opt.state_keys)
         n_state = max((len(k) for k in self._keys.values()), default=0)
+        # layer outputs: kept by reference at capture (the batch makes new ones each epoch), copied by the writer
+        self._big = [(path, source, shapes[path]) for path, source, _ in self._layers]
+        self._big += [(S.layer("output", S.PREACTIVATION), "output", shapes[S.layer("output")])]
+        self._big += [(S.layer("output"), "z", shapes[S.layer("output")])]  # z = f(logits), by the writer
+        self._big_bytes = 4 * m * sum(math.prod(shape) for *_, shape in self._big)  # per epoch
+        # weights, gradients, optimizer state: changed in place by the next step, copied into a row at capture
         layout: dict[str, tuple[int, int, tuple[int, ...]]] = {}
         start = 0
-        order = [path for path, _, _ in self._layers] + [S.layer("output", S.PREACTIVATION), S.layer("output")]
-        for key in order:
-            size = math.prod(shapes[key])
-            layout[key] = (start, start + size, shapes[key])
-            start += size
         for key, size in (("params", p), ("grads", p), ("state", n_state * p)):
             layout[key] = (start, start + size, (size,))
             start += size
         self._layout = layout
         self._row_size = start
-        self._chunk_rows = int(max(1, min(8192, self.block_bytes // (4 * m * max(start, 1)))))
+        per_epoch = 4 * m * max(start, 1) + self._big_bytes
+        self._chunk_rows = int(max(1, min(8192, self.block_bytes // per_epoch)))
         self._n_params = p
         self._full_batch = bool(run.full_batch)
         self._polar = b.x
@@ -339,22 +342,23 @@ class BatchRecorder:
     def _capture(
         self, run: Any, epoch: int, outputs: Mapping[str, torch.Tensor], want: np.ndarray, status: np.ndarray
     ) -> None:
-        """Copy epoch ``epoch`` of every member into the next row of the block buffer (one copy per array kind)."""
+        """Keep epoch ``epoch`` of every member: references to the layer outputs, a row copy of the rest.
+
+        The layer outputs are new tensors every epoch that nothing changes
+        afterwards, so the writer thread copies them, transposed to the file's
+        (sample, unit), from the references (copying them here cost the training
+        thread ~0.5 ms an epoch for 32 members of the 2-10-10-1 net); weights,
+        gradients and optimizer state change in place, so they are copied now
+        (one row per member, a few hundred numbers).
+        """
         b = run.b
-        m = b.n
         chunk, i = self._next_row()
         row = chunk[:, i]  # (member, row)
         lay = self._layout
+        layers = [
+            None if source == "polar" else outputs["output" if source == "z" else source] for _, source, _ in self._big
+        ]
         with torch.no_grad():
-            for path, source, _ in self._layers:  # the batch computes (member, unit, sample): stored transposed
-                a, z, (n, u) = lay[path]
-                src = self._polar.unsqueeze(0).expand(m, n, u) if source == "polar" else outputs[source].transpose(1, 2)
-                row[:, a:z].view(m, n, u).copy_(src)
-            logits = outputs["output"]
-            a, z, (n, u) = lay[S.layer("output", S.PREACTIVATION)]
-            row[:, a:z].view(m, n, u).copy_(logits.transpose(1, 2))
-            a, z, _ = lay[S.layer("output")]
-            row[:, a:z].view(m, n, u).copy_(self._activations(logits).transpose(1, 2))
             a, z, _ = lay["params"]
             row[:, a:z].copy_(b.w)
             a, z, _ = lay["grads"]
@@ -373,7 +377,7 @@ class BatchRecorder:
                         part.fill_(math.nan)
         prev = self._snap[1] if self._snap is not None and self._snap[0] == epoch - 1 else None
         self._snap = None
-        self._meta.append(_Meta(epoch, want.copy(), np.array(run.history[-1], np.float32), run.times[-1], prev))
+        self._meta.append(_Meta(epoch, want.copy(), np.array(run.history[-1], np.float32), run.times[-1], prev, layers))
 
     def _checkpoint(self, run: Any, r: int, epoch: int) -> dict[str, Any]:
         """Member ``r``'s optimizer state and batch-order RNG at ``epoch``, keyed as ``Recorder`` keys them."""
@@ -395,7 +399,7 @@ class BatchRecorder:
         if not self._meta and not self._closing:
             return
         checkpoints = {**checkpoints, **self._final_ckpts}
-        nbytes = sum(c.numel() * 4 for c, _ in self._chunks)
+        nbytes = sum(c.numel() * 4 for c, _ in self._chunks) + self._big_bytes * len(self._meta)
         block = _Block(self._chunks, self._meta, checkpoints, self._closing, nbytes)
         with self._cond:
             while self._buffered > self.max_buffer_bytes and self.error is None:
@@ -442,6 +446,8 @@ class BatchRecorder:
         def norms(flat: np.ndarray) -> np.ndarray:  # (epoch, scalar) -> (epoch, parameter)
             return np.sqrt(np.add.reduceat(np.square(flat, dtype=np.float64), offsets[:-1], axis=1))
 
+        big = self._stack_layers(meta)  # path -> (member, epoch, sample, unit)
+
         for r in list(self._writers):
             sel = np.flatnonzero(want[:, r]) if meta else np.zeros(0, np.int64)
             writer = self._writers[r]
@@ -452,9 +458,8 @@ class BatchRecorder:
                 k = len(sel)
                 ep = epochs[sel]
                 out: dict[str, np.ndarray] = {S.EPOCH: ep}
-                for key, (a, z, shape) in self._layout.items():
-                    if key.startswith(S.LAYERS):
-                        out[key] = rows[:, a:z].reshape(k, *shape)  # (epoch, sample, unit)
+                for key, stacked in big.items():
+                    out[key] = stacked[r] if len(sel) == len(meta) else stacked[r][sel]  # (epoch, sample, unit)
                 a, z, _ = self._layout["params"]
                 params = rows[:, a:z]
                 for (name, shape), o0, o1 in zip(self._slots, offsets[:-1], offsets[1:]):
@@ -493,6 +498,25 @@ class BatchRecorder:
                 status, epoch, message = closing[r]
                 del self._writers[r]
                 writer.close(status, epoch=epoch, message=message)
+
+    def _stack_layers(self, meta: list[_Meta]) -> dict[str, np.ndarray]:
+        """Each layer's outputs over the block's epochs, shape (member, epoch, sample, unit), one copy per epoch.
+
+        The outputs z = f(logits) are computed here, from the logits, by each member's own loss.
+        """
+        out: dict[str, np.ndarray] = {}
+        m = len(self._recorded)
+        with torch.no_grad():
+            for j, (path, source, (n, u)) in enumerate(self._big):
+                stacked = torch.empty((m, len(meta), n, u), dtype=torch.float32)
+                for i, mt in enumerate(meta):
+                    t = mt.layers[j]
+                    if t is None:
+                        stacked[:, i].copy_(self._polar.expand(m, n, u))
+                    else:
+                        stacked[:, i].copy_((self._activations(t) if source == "z" else t).transpose(1, 2))
+                out[path] = stacked.numpy()
+        return out
 
     # ------------------------------------------------------------------ closing
 
