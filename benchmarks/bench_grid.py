@@ -39,25 +39,28 @@ from models.experiments import Experiment, parse_experiment  # noqa: E402
 from models.recorder import Recorder  # noqa: E402
 from models.runner import run_experiment  # noqa: E402
 
-__all__ = ["experiment", "main"]
+__all__ = ["experiment", "grid", "main"]
+
+
+def grid(epochs: int = 2000, seeds: int = 8, schedule: str = "every") -> dict:
+    """The benchmark's grid as an experiment file's contents (``schedule``: which epochs are recorded)."""
+    return {
+        "name": "bench-grid",
+        "task": {"name": "spirals"},
+        "network": {"hidden": [10, 10], "activation": "tanh"},
+        "training": {"epochs": epochs},
+        "record": {"schedule": schedule},
+        "grid": {
+            "loss": ["sse", "bce"],
+            "optimizer": [{"name": "momentum", "lr": 0.05, "momentum": 0.9}, {"name": "adam", "lr": 0.01}],
+            "seeds": seeds,
+        },
+    }
 
 
 def experiment(epochs: int = 2000, seeds: int = 8, schedule: str = "every") -> Experiment:
-    """The benchmark's grid as an experiment (``schedule``: which epochs are recorded)."""
-    return parse_experiment(
-        {
-            "name": "bench-grid",
-            "task": {"name": "spirals"},
-            "network": {"hidden": [10, 10], "activation": "tanh"},
-            "training": {"epochs": epochs},
-            "record": {"schedule": schedule},
-            "grid": {
-                "loss": ["sse", "bce"],
-                "optimizer": [{"name": "momentum", "lr": 0.05, "momentum": 0.9}, {"name": "adam", "lr": 0.01}],
-                "seeds": seeds,
-            },
-        }
-    )
+    """The benchmark's grid as an experiment."""
+    return parse_experiment(grid(epochs, seeds, schedule))
 
 
 def _size(folder: str) -> int:
