@@ -359,3 +359,50 @@ def test_bad_input(kwargs, fragment):
     args.update(kwargs)
     with pytest.raises(ParameterError, match=fragment):
         train_batched(args.pop("config"), task, args.pop("members"), **args)
+
+
+@pytest.mark.parametrize(
+    ("config", "task_name", "losses"),
+    [
+        (NetworkConfig(2, 1, (6, 5), activation=("tanh", "sigmoid")), "xor", ("sse", "bce")),
+        (NetworkConfig(2, 1, (5, 4), activation=("relu", "linear"), shortcut=True), "spirals", ("bce", "sse")),
+        (NetworkConfig(2, 3, (8,)), "blobs", ("softmax", "bce", "sse")),
+        (NetworkConfig(1, 1, (4,)), "linear", ("sse",)),
+    ],
+    ids=["two-layers", "shortcut", "softmax", "regression"],
+)
+def test_the_hand_written_gradient_is_autograds(config, task_name, losses):
+    """``_Batch.gradient`` against ``torch.autograd`` of the same batched loss, weight decay included."""
+    from models.batched import _Batch, _resolve_members
+
+    task = load_task(task_name)
+    specs = [
+        MemberSpec(loss=loss, optimizer="sgd", lr=0.1, seed=seed, weight_decay=wd)
+        for loss in losses
+        for seed, wd in ((0, 0.0), (1, 0.01))
+    ]
+    b = _Batch(config, task, _resolve_members(specs, task, []), torch.device("cpu"))
+    w = b.w.clone().requires_grad_(True)
+    logits, _ = b.forward(w, b.xT)
+    lam = torch.tensor([s.weight_decay for s in specs])[[m.index for m in b.members]]
+    # (lambda/2) sum w^2 over the weights (not the biases), by hand
+    penalty = sum(0.5 * lam * (w[:, s.start : s.stop] ** 2).sum(1) for s in b.slots if len(s.shape) >= 2)
+    (want,) = torch.autograd.grad((b.data_losses(logits, b.tT) + penalty).sum(), w)
+    with torch.no_grad():
+        data, got_logits, outputs = b.gradient(b.xT, b.tT, keep=True)
+    torch.testing.assert_close(b.grad, want, rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(got_logits, logits.detach())
+    torch.testing.assert_close(data, b.data_losses(logits, b.tT).detach())
+    assert set(outputs) == {f"hidden{k + 1}{x}" for k in range(len(config.hidden)) for x in ("", ".linear")} | {
+        "output"
+    }
+
+
+def test_batched_tanh_is_within_2e7_of_tanh():
+    from models.batched import _tanh
+
+    x = torch.linspace(-12, 12, 200_001)
+    exact = torch.tanh(x.double())
+    assert (_tanh(x).double() - exact).abs().max() < 2e-7
+    assert (torch.tanh(x).double() - exact).abs().max() < 2e-7  # the same bound as torch's own float32 tanh
+    assert _tanh(torch.tensor([0.0])).item() == 0.0
