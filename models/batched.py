@@ -694,10 +694,10 @@ class _Batch:
             if inp.dim() == 2:
                 inp = inp.expand(m, *inp.shape)
             grads.append(torch.bmm(d, inp.transpose(1, 2)))
+            if k == 0:  # the first layer reads the inputs only: nothing to pass back
+                continue
             # back to the hidden outputs this layer read: seen[k] alone, or seen[1..k] with shortcuts
             first = 1 if cfg.shortcut else k
-            if first < 1 or first > k:
-                continue
             skip = widths[0] if cfg.shortcut else 0  # the inputs' columns: no gradient needed
             d_in = torch.bmm(w[:, :, skip:].transpose(1, 2), d)  # (member, units read, sample)
             for j, part in zip(range(first, k + 1), torch.split(d_in, widths[first : k + 1], dim=1)):
@@ -708,7 +708,7 @@ class _Batch:
         return data, logits, (self._outputs(trace, logits) if keep else {})
 
     def _by_loss(self, logits: torch.Tensor) -> list[tuple[torch.Tensor, slice, Loss]]:
-        """``logits`` cut into the runs of members that share a loss formula (one split, one backward node)."""
+        """``logits`` cut into the runs of members that share a loss formula (one split)."""
         if len(self.segments) == 1:
             return [(logits, slice(None), self.segments[0][2])]
         parts = torch.split(logits, [b - a for a, b, _ in self.segments])
