@@ -327,10 +327,18 @@ class RecordingWriter:
             compression=self.compression,
         )
         _label(ds, path)
-        ds.dims[0].attach_scale(self.f[S.EPOCH])
-        if S.dims(path, ds.ndim)[1:2] == ("parameter",) and S.PARAMETER_NAMES in self.f:
-            ds.dims[1].attach_scale(self.f[S.PARAMETER_NAMES])
+        epoch, names = self._scales()
+        ds.dims[0].attach_scale(epoch)
+        if names is not None and S.dims(path, ds.ndim)[1:2] == ("parameter",):
+            ds.dims[1].attach_scale(names)
         return ds
+
+    def _scales(self) -> tuple[h5py.Dataset, h5py.Dataset | None]:
+        """The dimension scales new datasets attach: epochs and parameter names (looked up once a file)."""
+        if not hasattr(self, "_scale_datasets"):
+            names = self.f[S.PARAMETER_NAMES] if S.PARAMETER_NAMES in self.f else None
+            self._scale_datasets = (self.f[S.EPOCH], names)
+        return self._scale_datasets
 
     def append(self, block: Mapping[str, np.ndarray]) -> None:
         """Append rows for some epochs (not yet committed).

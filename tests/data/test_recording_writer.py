@@ -32,6 +32,22 @@ def test_column_ranges_of_a_block_are_written_as_their_values(tmp_path, chunk_ca
         np.testing.assert_array_equal(f[S.EPOCH][:], np.arange(first))
         for key, parts in written.items():
             np.testing.assert_array_equal(f[key][:], np.concatenate(parts))
+            assert [d.label for d in f[key].dims] == list(S.dims(key, f[key].ndim))
+            assert f[key].dims[0][0] == f[S.EPOCH]  # the epoch numbers are the first axis's scale
+
+
+def test_norms_have_the_parameter_names_as_their_scale(tmp_path):
+    path = tmp_path / "run.h5"
+    names = ["hidden1.linear.weight", "hidden1.linear.bias"]
+    writer = RecordingWriter(path, parameter_names=names, chunk_cache=0)
+    writer.append({S.EPOCH: np.arange(3), S.norm("gradient"): np.ones((3, 2)), S.metric("loss"): np.zeros(3)})
+    writer.commit()
+    writer.close("complete", epoch=2)
+    with h5py.File(path, "r") as f:
+        norms = f[S.norm("gradient")]
+        assert norms.dims[0][0] == f[S.EPOCH]
+        assert [n.decode() if isinstance(n, bytes) else n for n in norms.dims[1][0][:]] == names
+        assert len(f[S.metric("loss")].dims[0]) == 1  # the epoch scale only
 
 
 def test_a_negative_chunk_cache_is_refused(tmp_path):
