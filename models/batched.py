@@ -611,7 +611,7 @@ class _Batch:
         outputs : dict of str to Tensor of shape (member, unit, sample)
             Empty unless ``keep``; see ``MemberState.layer_outputs``.
         """
-        logits, trace = self._trace(flat, x)
+        logits, trace = self._trace(self._layers(flat), x)
         return logits, (self._outputs(trace, logits) if keep else {})
 
     def _layers(self, flat: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -620,16 +620,18 @@ class _Batch:
         params = torch.split(flat, self.numels, dim=1)
         return [(params[i].view(m, *self.slots[i].shape), params[i + 1]) for i in range(0, len(params), 2)]
 
-    def _trace(self, flat: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, list[tuple[torch.Tensor, ...]]]:
-        """The forward pass, keeping each layer's (input, pre-activation, output) for the backward pass.
+    def _trace(
+        self, layers: list[tuple[torch.Tensor, torch.Tensor]], x: torch.Tensor
+    ) -> tuple[torch.Tensor, list[tuple[torch.Tensor, ...]]]:
+        """The forward pass through ``layers`` (from ``_layers``), keeping each layer's (input,
+        pre-activation, output) for the backward pass.
 
         Returns the logits, shape (member, output, sample), and one (input, pre, output) triple per
         hidden layer, then the output layer's (input,); inputs of shape (input, sample) (the shared
         inputs of the first layer) or (member, input, sample), the rest (member, unit, sample).
         """
-        m = flat.shape[0]
+        m = layers[0][0].shape[0]
         cfg = self.config
-        layers = self._layers(flat)
         trace: list[tuple[torch.Tensor, ...]] = []
         seen, h = [x], x
         for (w, b), act in zip(layers, cfg.activations):
@@ -677,7 +679,7 @@ class _Batch:
         m = self.w.shape[0]
         cfg = self.config
         layers = self._layers(self.w)
-        logits, trace = self._trace(self.w, x)
+        logits, trace = self._trace(layers, x)
         data = self.data_losses(logits, targets)
         grads: list[torch.Tensor] = []  # in reverse slot order
         d = self.logit_gradients(logits, targets)  # (member, output, sample)
