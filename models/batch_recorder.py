@@ -6,21 +6,26 @@ as a callback, but it costs a chain of Python calls and a probe pass per member
 and epoch, and one writer thread per file.  :class:`BatchRecorder` instead
 watches the whole batch (``train_batched(..., observer=recorder)``):
 
-- once per recorded epoch, the training thread keeps references to the layer
-  outputs and logits of every member (the batch makes new tensors every epoch
-  and never changes them afterwards) and copies what changes in place --
-  weights, gradients, optimizer state -- into one block buffer of shape
-  (member, epoch, row), a handful of small copies whatever the number of
-  members (copying the layers there too cost the training thread ~0.5 ms an
-  epoch for 32 members of the 2-10-10-1 net, a tenth of the run);
-- the layer outputs come from the batch's own forward pass (no probe pass):
+- every recorded epoch goes into *chunks*, block buffers of a few dozen epochs
+  of every member cut from one pool of memory shared with a writer process
+  (``data.batch_writer``); chunks are reused once written, so a long run
+  touches the same memory again and again;
+- the layer outputs come from the batch's own forward pass (no probe pass:
   the probe set is the task's training inputs, in order, as ``Recorder`` uses
-  by default;
-- one writer thread stacks each layer over the block's epochs, transposed to
-  the file's (sample, unit), computes the outputs z = f(logits) and the norms,
-  and appends and commits every member's rows to that member's file with
+  by default), and that pass writes them straight into the chunk: before each
+  recorded epoch ``train_batched`` asks the recorder where to put them
+  (``outputs_for``), one (member, unit, sample) view per layer, the logits and
+  the outputs z = f(logits); nothing is copied on the training thread;
+- the weights, gradients and optimizer state, which the next step changes in
+  place, are copied into the chunk: a handful of copies whatever the number of
+  members;
+- a full chunk goes to the writer process with a small message; it transposes
+  each member's rows to the file's (sample, unit), computes the norms, and
+  appends and commits them to that member's file with
   ``data.recording.RecordingWriter`` (the same commit protocol, chunking and
-  layout as ``Recorder``; no chunk cache: its blocks are hundreds of rows).
+  layout as ``Recorder``).  The writer is a process, not a thread, because h5py
+  holds the GIL through each HDF5 call: a writer thread slowed training down by
+  half again (see ``data.batch_writer``).
 
 Each file is what ``train(config, task, ..., callbacks=[Recorder(path)])`` of
 the same member would have written: same config, attributes, datasets, shapes
@@ -33,47 +38,51 @@ from __future__ import annotations
 
 import math
 import os
-import queue
-import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
 from data import schema as S
-from data.errors import ParameterError, RecordingError, check_number
-from data.recording import RecordingWriter
+from data.batch_writer import WriterLink, start_writer
+from data.errors import ParameterError, RecordingError, check_choice, check_number
+from data.recording import chunk_rows
 
 from .optim import STATE_KEYS
 from .recorder import Schedule
 
 __all__ = ["BatchRecorder"]
 
+_MAX_CHUNKS = 16
+
 
 @dataclass
 class _Meta:
-    """One captured epoch of the pending block."""
+    """One captured epoch of the pending chunks."""
 
     epoch: int
     want: np.ndarray  # (member,) bool: rows recorded at this epoch
     values: np.ndarray  # (3, member) float32: loss, penalty, accuracy
     time: float
-    prev: torch.Tensor | None  # (member, parameter): the weights of epoch - 1 (a snapshot), or None
-    layers: list[torch.Tensor | None] = field(default_factory=list)  # per `_big` entry: (member, unit, sample)
+    prev: np.ndarray | None  # (member, parameter): the weights of epoch - 1 (a snapshot), or None
 
 
-@dataclass
-class _Block:
-    """What the training thread hands the writer thread."""
+class _Chunk:
+    """One chunk of the pool, as torch views: the training side fills its rows.
 
-    chunks: list[tuple[torch.Tensor, int]]  # (member, chunk_rows, row) buffers and rows used
-    meta: list[_Meta]
-    checkpoints: dict[int, dict[str, Any]] = field(default_factory=dict)  # row -> checkpoint at its last epoch
-    closing: list[tuple[int, str, int | None, str]] = field(default_factory=list)  # row, status, epoch, message
-    nbytes: int = 0
+    ``states`` lists, for each optimizer block and state key, the (row, block member,
+    parameter) view of the state buffer it is copied into, with the optimizer and the key.
+    """
+
+    def __init__(self, index: int, views: Mapping[str, np.ndarray], optimizers: Sequence[Any]) -> None:
+        self.index = index
+        self.views = {name: torch.from_numpy(v) for name, v in views.items()}
+        state = self.views["state"]
+        self.states = [(state[:, j, opt.rows], opt, key) for opt in optimizers for j, key in enumerate(opt.state_keys)]
+        self.used = 0
 
 
 class BatchRecorder:
@@ -98,20 +107,25 @@ class BatchRecorder:
         Replace existing files.
     commit_every : float
         Seconds of training between group commits (the rows of every member
-        since the last commit are written and committed together; default 5,
-        longer than ``Recorder``'s 0.25 because each commit flushes every
-        member's file).  A killed process loses at most this much; Ctrl-C
-        loses nothing (pending rows are written at close, without checkpoint).
+        since the last commit are committed together, each file with the
+        checkpoint of its member; default 5, longer than ``Recorder``'s 0.25
+        because each commit flushes every member's file).  A killed training
+        process loses at most this much (its writer process commits what it
+        holds in full); Ctrl-C loses nothing (pending rows are written at
+        close, without checkpoint).
     max_buffer_bytes : int
-        Memory the blocks queued for the writer thread may hold; training waits
-        beyond it.
+        Memory of the chunk pool shared with the writer (at most 16 chunks):
+        training waits for a chunk when every chunk is full and not yet written.
     block_bytes : int
-        Bytes of one block (the epochs' layer outputs, kept by reference, and
-        their (member, epoch, row) buffer of weights, gradients and optimizer
-        state): a block is handed to the writer thread when it is full or
-        ``commit_every`` has passed.
-        Large blocks pay HDF5's fixed cost per commit and file (two flushes)
-        less often; memory peaks at about ``block_bytes + max_buffer_bytes``.
+        Bytes of one chunk (the epochs' layer outputs, weights, gradients and
+        optimizer state of every member), rounded down to whole HDF5 chunks of
+        the largest layer.  Small chunks keep the memory in use small (and
+        reused: no page faults once warm); the writer's fixed costs per chunk
+        are a few HDF5 calls per file.
+    writer : {'process', 'thread'}
+        Where the files are written: a process of its own (the default; POSIX),
+        or a thread of this process (h5py then competes with training for the
+        GIL).
 
     Notes
     -----
@@ -123,7 +137,8 @@ class BatchRecorder:
 
     Leaving the ``with`` block by an exception closes the files still open with
     status 'interrupted' (KeyboardInterrupt, SystemExit) or 'failed'; every
-    committed epoch stays readable.
+    committed epoch stays readable.  On CUDA the layer outputs are copied to
+    the chunks (on the CPU, the forward pass writes them there directly).
     """
 
     def __init__(
@@ -136,7 +151,8 @@ class BatchRecorder:
         overwrite: bool = False,
         commit_every: float = 5.0,
         max_buffer_bytes: int = 256 << 20,
-        block_bytes: int = 256 << 20,
+        block_bytes: int = 32 << 20,
+        writer: str = "process",
     ) -> None:
         if isinstance(paths, (str, os.PathLike)) or not isinstance(paths, Sequence):
             raise ParameterError(f"paths must be a sequence with one path (or None) per member; got {paths!r}")
@@ -147,13 +163,17 @@ class BatchRecorder:
             self.paths.append(None if p is None else os.fspath(p))
         if not any(p is not None for p in self.paths):
             raise ParameterError("paths must hold at least one path; got none")
-        if not overwrite:
-            for p in self.paths:
-                if p is not None and os.path.exists(p):
-                    raise RecordingError(
-                        f"path {p!r} already exists; pass overwrite=True (CLI: --force) to replace it, "
-                        "or resume it with Recorder(resume=True) under train()"
-                    )
+        for p in self.paths:
+            if p is None:
+                continue
+            if not overwrite and os.path.exists(p):
+                raise RecordingError(
+                    f"path {p!r} already exists; pass overwrite=True (CLI: --force) to replace it, "
+                    "or resume it with Recorder(resume=True) under train()"
+                )
+            parent = os.path.dirname(os.path.abspath(p))
+            if not os.path.isdir(parent):
+                raise RecordingError(f"path {p!r}: the folder {parent!r} does not exist")
         if layers is not None and (isinstance(layers, str) or not all(isinstance(n, str) for n in layers)):
             raise ParameterError(f"layers must be a list of module names; got {layers!r}")
         self.layers = None if layers is None else list(layers)
@@ -163,27 +183,24 @@ class BatchRecorder:
         self.commit_every = float(check_number("commit_every", commit_every, low=0))
         self.max_buffer_bytes = int(check_number("max_buffer_bytes", max_buffer_bytes, low=1, integer=True))
         self.block_bytes = int(check_number("block_bytes", block_bytes, low=1, integer=True))
+        self.writer = check_choice("writer", writer, ("process", "thread"))
         self.closed = False
-        self.error: BaseException | None = None
+        self.error: str | None = None  # what stopped the writer
         self._reported = False
         self._started = False
-        self._writers: dict[int, RecordingWriter] = {}  # internal row -> its open file
-        self._chunks: list[tuple[torch.Tensor, int]] = []
+        self._link: WriterLink | None = None
+        self._pool: list[_Chunk] = []  # every chunk of the pool
+        self._free: list[int] = []  # chunks not in use, the most recently freed last (reused first: warm memory)
+        self._chunks: list[_Chunk] = []  # chunks filled since the last handoff; the last one may have room
+        self._lent: tuple[_Chunk, int] | None = None  # the row the next forward pass writes to (outputs_for)
         self._meta: list[_Meta] = []
         self._closing: list[tuple[int, str, int | None, str]] = []
         self._final_ckpts: dict[int, dict[str, Any]] = {}
         self._ended: set[int] = set()  # rows whose final status is queued
         self._rows: list[int] = []
-        self._snap: tuple[int, torch.Tensor] | None = None
+        self._snap: tuple[int, np.ndarray] | None = None
+        self._appended = False  # chunks handed off since the last commit, not committed yet
         self._block_start = 0.0
-        self._pool: queue.SimpleQueue[torch.Tensor] = queue.SimpleQueue()
-        self._queue: queue.SimpleQueue[_Block | None] = queue.SimpleQueue()
-        self._cond = threading.Condition()
-        self._buffered = 0
-        self._thread: threading.Thread | None = None
-        self._last: dict[int, tuple[int, np.ndarray]] = {}  # writer thread: last written epoch and weights per row
-
-    # ------------------------------------------------------------------ setup (epoch 0)
 
     def _sources(self, net: torch.nn.Module) -> list[tuple[str, str, str]]:
         """(schema path, source, kind) of each recorded hidden layer; source is a key of layer_outputs or 'polar'."""
@@ -229,73 +246,71 @@ class BatchRecorder:
         self._recorded = np.zeros(m, dtype=bool)
         self._recorded[self._rows] = True
         net = b.nets[0]
-        self._layers = self._sources(net)
-        self._modules = list(dict.fromkeys(name for _, _, name in self._layers))
-        n_samples = b.x.shape[0]
-        shapes: dict[str, tuple[int, int]] = {}
-        for path, source, _ in self._layers:
+        layers = self._sources(net)
+        modules = list(dict.fromkeys(name for _, _, name in layers))
+        n_samples = int(b.x.shape[0])
+        shapes: dict[str, tuple[int, int]] = {}  # (sample, unit) of each recorded path
+        for path, source, _ in layers:
             if source == "polar":
                 shapes[path] = (n_samples, int(b.x.shape[1]))
             else:
                 out = outputs[source]  # (member, unit, sample)
                 shapes[path] = (int(out.shape[2]), int(out.shape[1]))
         n_out = int(outputs["output"].shape[1])
-        shapes[S.layer("output", S.PREACTIVATION)] = shapes[S.layer("output")] = (int(n_samples), n_out)
-        self._slots = [(s.name, s.shape) for s in b.slots]
-        self._offsets = np.array([0] + [s.stop for s in b.slots], dtype=np.int64)
+        shapes[S.layer("output", S.PREACTIVATION)] = shapes[S.layer("output")] = (n_samples, n_out)
+        big = [(path, source, shapes[path]) for path, source, _ in layers]
+        big += [(S.layer("output", S.PREACTIVATION), "output", shapes[S.layer("output")])]
+        big += [(S.layer("output"), "z", shapes[S.layer("output")])]  # z = f(logits), from the forward pass
+        # the chunk buffers the forward pass fills: each layer output once, shape (unit, sample) per member
+        self._sources = list(dict.fromkeys(source for _, source, _ in big if source != "polar"))
+        units = {source: shape[::-1] for _, source, shape in big}
         p = int(b.n_params)
-        self._keys: dict[int, list[str]] = {}
-        for r in self._rows:  # the batched optimizers keep torch.optim's state under torch.optim's keys
-            opt, _ = b.block_of[r]
-            self._keys[r] = list(opt.state_keys)
-        n_state = max((len(k) for k in self._keys.values()), default=0)
-        # layer outputs: kept by reference at capture (the batch makes new ones each epoch), copied by the writer
-        self._big = [(path, source, shapes[path]) for path, source, _ in self._layers]
-        self._big += [(S.layer("output", S.PREACTIVATION), "output", shapes[S.layer("output")])]
-        self._big += [(S.layer("output"), "z", shapes[S.layer("output")])]  # z = f(logits), by the writer
-        self._big_bytes = 4 * m * sum(math.prod(shape) for *_, shape in self._big)  # per epoch
-        # weights, gradients, optimizer state: changed in place by the next step, copied into a row at capture
-        layout: dict[str, tuple[int, int, tuple[int, ...]]] = {}
-        start = 0
-        for key, size in (("params", p), ("grads", p), ("state", n_state * p)):
-            layout[key] = (start, start + size, (size,))
-            start += size
-        self._layout = layout
-        self._row_size = start
-        per_epoch = 4 * m * max(start, 1) + self._big_bytes
-        self._chunk_rows = int(max(1, min(8192, self.block_bytes // per_epoch)))
+        keys = {r: list(b.block_of[r][0].state_keys) for r in self._rows}  # torch.optim's state keys
+        n_state = max((len(k) for k in keys.values()), default=0)
+        per_epoch = 4 * m * (p * (2 + n_state) + sum(math.prod(units[s]) for s in self._sources))
+        rows = int(max(1, min(8192, self.block_bytes // per_epoch)))
+        # whole HDF5 chunks of the largest layer per block: none is written in two parts
+        per_chunk = chunk_rows(max((shape for *_, shape in big), key=math.prod), 4)
+        self._rows_per_chunk = rows - rows % per_chunk if rows >= per_chunk else rows
+        spec = {
+            "rows": self._rows_per_chunk,
+            "members": m,
+            "params": p,
+            "states": n_state,
+            "sources": [(s, units[s]) for s in self._sources],
+        }
+        # enough chunks to keep the writer busy while training fills the next ones (more only cost memory)
+        n_chunks = int(min(_MAX_CHUNKS, max(2, self.max_buffer_bytes // max(per_epoch * self._rows_per_chunk, 1))))
         self._n_params = p
         self._full_batch = bool(run.full_batch)
-        self._polar = b.x
-        self._activations = b.activations
+        self._direct = b.device.type == "cpu"  # the forward pass can write into the (CPU) chunks
+        self._slots = [(s.name, s.shape) for s in b.slots]
+        self._keys = keys
         task = b.task
-        grid = (task.grid, task.grid_shape, task.extent) if task.grid is not None else None
         attrs = {
             S.ROOT_ATTRS.SCHEDULE: self.schedule.to_json(),
-            S.ROOT_ATTRS.LAYERS: [*self._modules, "output"],
-            S.ROOT_ATTRS.MODULES: {**{name: name for name in self._modules}, "output": "output"},
+            S.ROOT_ATTRS.LAYERS: [*modules, "output"],
+            S.ROOT_ATTRS.MODULES: {**{name: name for name in modules}, "output": "output"},
         }
-        names = [name for name, _ in self._slots]
-        try:
-            for r in self._rows:
-                self._writers[r] = RecordingWriter(
-                    self.paths[b.members[r].index],
-                    config=run.configs[r],
-                    probe=task.probe,
-                    grid=grid,
-                    attrs=attrs,
-                    mode="overwrite" if self.overwrite else "create",
-                    parameter_names=names,
-                    chunk_cache=0,  # blocks of hundreds of rows: whole chunks straight to the file
-                )
-        except BaseException:
-            for writer in self._writers.values():
-                writer.close("failed", message="another member's recording could not be created")
-            self._writers.clear()
-            raise
-        self._thread = threading.Thread(target=self._run_writer, name="hud-batch-writer", daemon=True)
-        self._thread.start()
+        mode = "overwrite" if self.overwrite else "create"
+        payload = {
+            "files": [(r, self.paths[b.members[r].index], run.configs[r], mode) for r in self._rows],
+            "probe": task.probe,
+            "grid": (task.grid, task.grid_shape, task.extent) if task.grid is not None else None,
+            "attrs": attrs,
+            "parameter_names": [name for name, _ in self._slots],
+            "slots": self._slots,
+            "offsets": np.array([0] + [s.stop for s in b.slots], dtype=np.int64),
+            "states": {r: [S.optimizer_state(STATE_KEYS[key]) for key in keys[r]] for r in self._rows},
+            "layers": big,
+            "polar": b.x.detach().cpu().numpy() if any(source == "polar" for _, source, _ in big) else None,
+        }
+        self._link = start_writer(spec, n_chunks, kind=self.writer)
+        self._pool = [_Chunk(c, self._link.pool.views(c), b.optimizers) for c in range(n_chunks)]
+        self._n_chunks = n_chunks
+        self._free = list(range(n_chunks))[::-1]
         self._started = True
+        self._send("open", payload)
 
     # ------------------------------------------------------------------ the observer (training thread)
 
@@ -307,80 +322,105 @@ class BatchRecorder:
             self._open(run, outputs)
         self._raise_if_failed()
         b = run.b
-        status = np.asarray(run.status)
         live = self._recorded & run.active
-        running = status == "running"
         scheduled = epoch in self.schedule or epoch == run.epochs
-        want = live.copy() if scheduled else live & ~running
-        if want.any():
+        if run.status.count("running") == len(run.status):  # the usual epoch: no member ends
+            status = running = None
+            want = live if scheduled else None
+        else:
+            status = np.asarray(run.status)
+            running = status == "running"
+            want = live if scheduled else live & ~running
+        if want is not None and want.any():
             self._capture(run, epoch, outputs, want, status)
-        if not scheduled and (epoch + 1) in self.schedule and (live & running).any():
-            self._snap = (epoch, b.w.detach().clone())  # the update norm of the next recorded epoch
-        for r in np.flatnonzero(want & ~running):  # members that end now: their last row, checkpoint and status
-            self._final_ckpts[int(r)] = self._checkpoint(run, int(r), epoch)
-            self._closing.append((int(r), str(status[r]), epoch, ""))
-            self._ended.add(int(r))
-            self._recorded[r] = False
-        full = bool(self._chunks) and self._chunks[-1][1] == self._chunk_rows
-        if scheduled and self._meta and (full or time.perf_counter() - self._block_start >= self.commit_every):
-            ckpts = {int(r): self._checkpoint(run, int(r), epoch) for r in np.flatnonzero(want & running)}
-            self._handoff(ckpts)
+        if not scheduled and (epoch + 1) in self.schedule and live.any() and (running is None or running.any()):
+            self._snap = (epoch, b.w.detach().cpu().numpy().copy())  # the update norm of the next recorded epoch
+        if status is not None:
+            for r in np.flatnonzero(want & ~running):  # members that end now: their last row, checkpoint, status
+                self._final_ckpts[int(r)] = self._checkpoint(run, int(r), epoch)
+                self._closing.append((int(r), str(status[r]), epoch, ""))
+                self._ended.add(int(r))
+                self._recorded[r] = False
+        if not scheduled:
+            return
+        full = bool(self._chunks) and self._chunks[-1].used == self._rows_per_chunk
+        due = time.perf_counter() - self._block_start >= self.commit_every
+        if (self._meta or self._appended) and (full or due):
+            if due:  # commit every file, with each running member's checkpoint at this epoch
+                alive = want if running is None else want & running
+                ckpts = {int(r): self._checkpoint(run, int(r), epoch) for r in np.flatnonzero(alive)}
+                self._handoff(ckpts)
+            else:  # a full chunk between commits: appended now, committed with a later one
+                self._handoff({}, commit=False)
 
-    def _next_row(self) -> tuple[torch.Tensor, int]:
-        if self._chunks and self._chunks[-1][1] == self._chunk_rows:  # full at an unscheduled epoch: no checkpoints
-            self._handoff({})
+    def outputs_for(self, run: Any, epoch: int) -> dict[str, torch.Tensor] | None:
+        """Where the forward pass of ``epoch`` writes its layer outputs (``train_batched``'s observer protocol).
+
+        For a scheduled epoch: the next free row of the chunks, one view of shape (member, unit,
+        sample) per recorded layer, the logits ('output') and the outputs z = f(logits) ('z');
+        None otherwise (the pass makes new tensors, copied by :meth:`__call__` if a member that
+        ends there needs them), and on CUDA.
+        """
+        if not self._started or self.closed or self.error is not None or not self._direct:
+            return None
+        if not (epoch in self.schedule or epoch == run.epochs) or not self._recorded.any():
+            return None  # (members that ended are no longer recorded)
+        chunk, i = self._peek_row()
+        self._lent = (chunk, i)
+        return {name: chunk.views[name][i] for name in self._sources}
+
+    def _peek_row(self) -> tuple[_Chunk, int]:
+        """The chunk and row the next captured epoch goes to (the next free chunk when the last one is full)."""
+        if self._chunks and self._chunks[-1].used == self._rows_per_chunk:  # full at an unscheduled epoch
+            self._handoff({}, commit=False)
         if not self._chunks:
-            if not self._meta:
-                self._block_start = time.perf_counter()
-            shape = (len(self._recorded), self._chunk_rows, self._row_size)
-            try:
-                chunk = self._pool.get_nowait()
-            except queue.Empty:
-                chunk = torch.empty(shape, dtype=torch.float32)
-            self._chunks.append((chunk, 0))
-        chunk, used = self._chunks[-1]
-        self._chunks[-1] = (chunk, used + 1)
-        return chunk, used
+            if not self._meta and not self._appended:
+                self._block_start = time.perf_counter()  # the first epoch since the last commit
+            self._chunks.append(self._take_chunk())
+        chunk = self._chunks[-1]
+        return chunk, chunk.used
+
+    def _take_chunk(self) -> _Chunk:
+        """A free chunk (waiting for the writer to hand one back when all are in use)."""
+        while not self._free:
+            self._receive(wait=True)
+            self._raise_if_failed()
+        chunk = self._pool[self._free.pop()]
+        chunk.used = 0
+        return chunk
 
     def _capture(
-        self, run: Any, epoch: int, outputs: Mapping[str, torch.Tensor], want: np.ndarray, status: np.ndarray
+        self, run: Any, epoch: int, outputs: Mapping[str, torch.Tensor], want: np.ndarray, status: np.ndarray | None
     ) -> None:
-        """Keep epoch ``epoch`` of every member: references to the layer outputs, a row copy of the rest.
+        """Put epoch ``epoch`` of every member into the next row of the chunks.
 
-        The layer outputs are new tensors every epoch that nothing changes
-        afterwards, so the writer thread copies them, transposed to the file's
-        (sample, unit), from the references (copying them here cost the training
-        thread ~0.5 ms an epoch for 32 members of the 2-10-10-1 net); weights,
-        gradients and optimizer state change in place, so they are copied now
-        (one row per member, a few hundred numbers).
+        The layer outputs are there already when the forward pass wrote them there
+        (``outputs_for``), else they are copied; weights, gradients and optimizer state change
+        in place, so they are copied now (one contiguous copy each, every member at once).
         """
         b = run.b
-        chunk, i = self._next_row()
-        row = chunk[:, i]  # (member, row)
-        lay = self._layout
-        layers = [
-            None if source == "polar" else outputs["output" if source == "z" else source] for _, source, _ in self._big
-        ]
-        with torch.no_grad():
-            a, z, _ = lay["params"]
-            row[:, a:z].copy_(b.w)
-            a, z, _ = lay["grads"]
-            row[:, a:z].copy_(b.grad)
-            if self._full_batch:  # train() takes no backward pass at a non-finite full-batch loss
-                for r in np.flatnonzero(want & (status == "diverged")):
-                    row[r, a:z].zero_()
-            s0 = lay["state"][0]
-            p = self._n_params
-            for opt in b.optimizers:
-                for j, key in enumerate(opt.state_keys):
-                    part = row[opt.rows, s0 + j * p : s0 + (j + 1) * p]
-                    if opt.steps:
-                        part.copy_(opt.state[key])
-                    else:  # no state before the first step: NaN, as Recorder records it
-                        part.fill_(math.nan)
+        lent, self._lent = self._lent, None
+        chunk, i = self._peek_row()
+        chunk.used += 1
+        views = chunk.views  # nothing here requires grad: no autograd graph without torch.no_grad()
+        if lent is None or lent[0] is not chunk or lent[1] != i:  # not written in place
+            with torch.no_grad():
+                for name in self._sources:
+                    views[name][i].copy_(b.activations(outputs["output"]) if name == "z" else outputs[name])
+        views["params"][i].copy_(b.w)
+        grads = views["grads"][i]
+        grads.copy_(b.grad)
+        if self._full_batch and status is not None:  # train() takes no backward pass at a non-finite loss
+            for r in np.flatnonzero(want & (status == "diverged")):
+                grads[r].zero_()
+        for target, opt, key in chunk.states:  # (row, members of the block, parameter) views
+            if opt.steps:
+                target[i].copy_(opt.state[key])
+            else:  # no state before the first step: NaN, as Recorder records it
+                target[i].fill_(math.nan)
         prev = self._snap[1] if self._snap is not None and self._snap[0] == epoch - 1 else None
         self._snap = None
-        self._meta.append(_Meta(epoch, want.copy(), np.array(run.history[-1], np.float32), run.times[-1], prev, layers))
+        self._meta.append(_Meta(epoch, want.copy(), run.history[-1], run.times[-1], prev))
 
     def _checkpoint(self, run: Any, r: int, epoch: int) -> dict[str, Any]:
         """Member ``r``'s optimizer state and batch-order RNG at ``epoch``, keyed as ``Recorder`` keys them."""
@@ -388,7 +428,7 @@ class BatchRecorder:
         ckpt: dict[str, Any] = {"epoch": np.int64(epoch)}
         for key in self._keys[r]:
             if opt.steps:
-                ckpt[f"optimizer.{key}"] = opt.state[key][i].detach().cpu().clone().numpy()
+                ckpt[f"optimizer.{key}"] = opt.state[key][i].detach().cpu().numpy().copy()
             else:
                 ckpt[f"optimizer.{key}"] = np.full(self._n_params, np.nan, np.float32)
         step = float(opt.steps) if opt.counts_steps else 0.0
@@ -397,129 +437,67 @@ class BatchRecorder:
             ckpt["rng"] = run.generators[r].get_state().numpy().copy()
         return ckpt
 
-    def _handoff(self, checkpoints: dict[int, dict[str, Any]]) -> None:
-        """Queue the pending rows (and the statuses of members that ended) for the writer thread."""
-        if not self._meta and not self._closing:
+    def _handoff(self, checkpoints: dict[int, dict[str, Any]], *, commit: bool = True) -> None:
+        """Hand the filled chunks (and the statuses of members that ended) to the writer.
+
+        ``commit``: the writer commits every file after appending the rows; else it only
+        appends them (committed with a later handoff, at most ``commit_every`` seconds later).
+        """
+        if not self._meta and not self._closing and not (commit and self._appended):
             return
-        checkpoints = {**checkpoints, **self._final_ckpts}
-        nbytes = sum(c.numel() * 4 for c, _ in self._chunks) + self._big_bytes * len(self._meta)
-        block = _Block(self._chunks, self._meta, checkpoints, self._closing, nbytes)
-        with self._cond:
-            while self._buffered > self.max_buffer_bytes and self.error is None:
-                self._cond.wait(0.1)
-            self._buffered += nbytes
-        self._raise_if_failed()
-        self._queue.put(block)
+        if self._closing or self._final_ckpts:
+            commit = True
+        meta, m = self._meta, len(self._recorded)
+        block = {
+            "chunks": [(c.index, c.used) for c in self._chunks],
+            "epochs": np.array([mt.epoch for mt in meta], np.int64),
+            "want": np.stack([mt.want for mt in meta]) if meta else np.zeros((0, m), bool),  # (row, member)
+            "values": np.stack([mt.values for mt in meta]) if meta else np.zeros((0, 3, m), np.float32),
+            "times": np.array([mt.time for mt in meta], np.float64),
+            "prevs": {i: mt.prev for i, mt in enumerate(meta) if mt.prev is not None},
+            "checkpoints": {**checkpoints, **self._final_ckpts},
+            "closing": self._closing,
+            "commit": commit,
+        }
         self._chunks, self._meta, self._closing, self._final_ckpts = [], [], [], {}
+        self._appended = not commit
+        self._lent = None
+        self._send("block", block)
+        self._receive(wait=False)
+        self._raise_if_failed()
+
+    # ------------------------------------------------------------------ talking to the writer
+
+    def _send(self, kind: str, payload: Any = None) -> None:
+        assert self._link is not None
+        try:
+            self._link.send(kind, payload)
+        except OSError as exc:
+            self.error = self.error or f"the recording writer ended unexpectedly ({exc})"
+
+    def _receive(self, *, wait: bool) -> bool:
+        """Take the writer's messages (freed chunks, errors); wait for one if ``wait``.  False once it has closed."""
+        assert self._link is not None
+        while wait or self._link.poll():
+            wait = False
+            try:
+                kind, payload = self._link.recv()
+            except (EOFError, OSError):
+                self.error = self.error or "the recording writer ended unexpectedly"
+                return False
+            if kind == "free":
+                self._free.extend(payload)
+            elif kind == "error":
+                self.error = self.error or payload
+            elif kind == "closed":
+                self.error = self.error or payload
+                return False
+        return True
 
     def _raise_if_failed(self) -> None:
         if self.error is not None and not self._reported:
             self._reported = True
-            raise RecordingError(f"batched recording stopped: {self.error}") from self.error
-
-    # ------------------------------------------------------------------ the writer thread
-
-    def _run_writer(self) -> None:
-        while True:
-            block = self._queue.get()
-            if block is None:
-                return
-            try:
-                if self.error is None:
-                    self._write(block)
-            except BaseException as exc:  # noqa: BLE001 - reported to the training thread
-                self.error = exc
-            finally:
-                for chunk, _ in block.chunks:
-                    self._pool.put(chunk)
-                with self._cond:
-                    self._buffered -= block.nbytes
-                    self._cond.notify_all()
-
-    def _write(self, block: _Block) -> None:
-        meta = block.meta
-        parts = [c.numpy()[:, :used] for c, used in block.chunks]  # each (member, rows, row)
-        epochs = np.array([mt.epoch for mt in meta], np.int64)
-        want = np.stack([mt.want for mt in meta]) if meta else np.zeros((0, 0), bool)  # (epoch, member)
-        values = np.stack([mt.values for mt in meta]).astype(np.float64) if meta else None  # (epoch, 3, member)
-        times = np.array([mt.time for mt in meta], np.float64)
-        offsets = self._offsets
-        closing = {r: (status, epoch, message) for r, status, epoch, message in block.closing}
-
-        def norms(flat: np.ndarray) -> np.ndarray:  # (epoch, scalar) -> (epoch, parameter)
-            return np.sqrt(np.add.reduceat(np.square(flat, dtype=np.float64), offsets[:-1], axis=1))
-
-        big = self._stack_layers(meta)  # path -> (member, epoch, sample, unit)
-
-        for r in list(self._writers):
-            sel = np.flatnonzero(want[:, r]) if meta else np.zeros(0, np.int64)
-            writer = self._writers[r]
-            if len(sel):
-                rows = parts[0][r] if len(parts) == 1 else np.concatenate([part[r] for part in parts])
-                if len(sel) != len(rows):
-                    rows = rows[sel]
-                k = len(sel)
-                ep = epochs[sel]
-                out: dict[str, np.ndarray] = {S.EPOCH: ep}
-                for key, stacked in big.items():
-                    out[key] = stacked[r] if len(sel) == len(meta) else stacked[r][sel]  # (epoch, sample, unit)
-                a, z, _ = self._layout["params"]
-                params = rows[:, a:z]
-                for (name, shape), o0, o1 in zip(self._slots, offsets[:-1], offsets[1:]):
-                    out[S.parameter(name)] = params[:, o0:o1].reshape(k, *shape)
-                a, z, _ = self._layout["grads"]
-                out[S.norm("gradient")] = norms(rows[:, a:z])
-                s0 = self._layout["state"][0]
-                p = self._n_params
-                for j, key in enumerate(self._keys[r]):
-                    out[S.optimizer_state(STATE_KEYS[key])] = norms(rows[:, s0 + j * p : s0 + (j + 1) * p])
-                prev = np.full_like(params, np.nan)
-                last = self._last.get(r)
-                for i, e in enumerate(ep):
-                    snapshot = meta[sel[i]].prev
-                    if i and ep[i - 1] == e - 1:
-                        prev[i] = params[i - 1]
-                    elif snapshot is not None:
-                        prev[i] = snapshot[r].numpy()
-                    elif i == 0 and last is not None and last[0] == e - 1:
-                        prev[i] = last[1]
-                out[S.norm("update")] = norms(params - prev)
-                loss, penalty, acc = values[sel, 0, r], values[sel, 1, r], values[sel, 2, r]
-                for key, column in (
-                    ("loss", loss),
-                    ("penalty", penalty),
-                    ("total", loss + penalty),
-                    ("accuracy", acc),
-                    ("time", times[sel]),
-                ):
-                    out[S.metric(key)] = column
-                writer.append(out)
-                self._last[r] = (int(ep[-1]), params[-1].copy())
-            if len(sel) or r in block.checkpoints:
-                writer.commit(block.checkpoints.get(r))
-            if r in closing:
-                status, epoch, message = closing[r]
-                del self._writers[r]
-                writer.close(status, epoch=epoch, message=message)
-
-    def _stack_layers(self, meta: list[_Meta]) -> dict[str, np.ndarray]:
-        """Each layer's outputs over the block's epochs, shape (member, epoch, sample, unit), one copy per epoch.
-
-        The outputs z = f(logits) are computed here, from the logits, by each member's own loss.
-        """
-        out: dict[str, np.ndarray] = {}
-        m = len(self._recorded)
-        with torch.no_grad():
-            for j, (path, source, (n, u)) in enumerate(self._big):
-                stacked = torch.empty((m, len(meta), n, u), dtype=torch.float32)
-                for i, mt in enumerate(meta):
-                    t = mt.layers[j]
-                    if t is None:
-                        stacked[:, i].copy_(self._polar.expand(m, n, u))
-                    else:
-                        stacked[:, i].copy_((self._activations(t) if source == "z" else t).transpose(1, 2))
-                out[path] = stacked.numpy()
-        return out
+            raise RecordingError(f"batched recording stopped: {self.error}")
 
     # ------------------------------------------------------------------ closing
 
@@ -528,7 +506,8 @@ class BatchRecorder:
 
         Members that ended (complete, converged, stopped, diverged) get their
         own status; the files of members still running get ``status``
-        ('interrupted' or 'failed').  Safe to call twice.
+        ('interrupted' or 'failed').  Waits until the writer has closed every
+        file.  Safe to call twice.
         """
         if self.closed:
             return
@@ -542,17 +521,13 @@ class BatchRecorder:
                         self._closing.append((r, status, None, message))
                 self._handoff({})
         finally:
-            self._queue.put(None)
-            assert self._thread is not None
-            self._thread.join()
-            if self.error is not None:
-                for writer in list(self._writers.values()):
-                    try:
-                        writer.close("failed", message=f"{type(self.error).__name__}: {self.error}")
-                    except Exception:  # noqa: BLE001 - the disk may be full: committed epochs stay readable
-                        pass
-                self._writers.clear()
-                self._raise_if_failed()
+            self._send("close")
+            while self._receive(wait=True):
+                pass
+            self._pool, self._chunks, self._lent = [], [], None
+            assert self._link is not None
+            self._link.join(timeout=60)
+        self._raise_if_failed()
 
     def __enter__(self) -> BatchRecorder:
         return self

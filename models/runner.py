@@ -291,6 +291,20 @@ class _Progress(Callback):
         self.tick(state.epoch, state.epochs)
 
 
+class _Observer:
+    """A batch's observer: its BatchRecorder (which also says where the forward pass writes), then progress."""
+
+    def __init__(self, recorder: Any, progress: _Progress, epochs: int) -> None:
+        self.recorder = recorder
+        self.progress = progress
+        self.epochs = epochs
+        self.outputs_for = recorder.outputs_for
+
+    def __call__(self, run: Any, epoch: int, outputs: Mapping[str, torch.Tensor]) -> None:
+        self.recorder(run, epoch, outputs)
+        self.progress.tick(epoch, self.epochs)
+
+
 def _result(folder: str, spec: RunSpec, error: str = "") -> dict[str, Any]:
     entry = _entry(spec)
     _refresh(folder, entry)
@@ -369,10 +383,6 @@ def execute_job(
                 overwrite=mode == "overwrite",
             ) as recorder:
 
-                def observe(run: Any, epoch: int, outputs: Mapping[str, torch.Tensor]) -> None:
-                    recorder(run, epoch, outputs)
-                    progress.tick(epoch, first.epochs)
-
                 train_batched(
                     config,
                     task,
@@ -381,7 +391,7 @@ def execute_job(
                     batch_size=first.batch_size,
                     stop_loss=first.stop_loss,
                     stop_accuracy=first.stop_accuracy,
-                    observer=observe,
+                    observer=_Observer(recorder, progress, first.epochs),
                     num_threads=num_threads,
                 )
     except KeyboardInterrupt:

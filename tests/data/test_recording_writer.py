@@ -53,3 +53,91 @@ def test_norms_have_the_parameter_names_as_their_scale(tmp_path):
 def test_a_negative_chunk_cache_is_refused(tmp_path):
     with pytest.raises(ParameterError, match="chunk_cache"):
         RecordingWriter(tmp_path / "run.h5", chunk_cache=-1)
+
+
+def _datasets(path) -> dict:
+    """Every dataset of a recording (shape, dtype, chunks, values) and its dimension labels, by path."""
+    out: dict = {}
+
+    def visit(name, obj):
+        if isinstance(obj, h5py.Dataset):
+            out[name] = (obj.shape, obj.dtype, obj.chunks, obj[()], [d.label for d in obj.dims])
+
+    with h5py.File(path, "r") as f:
+        f.visititems(visit)
+    return out
+
+
+def _assert_same_datasets(a, b):
+    da, db = _datasets(a), _datasets(b)
+    assert sorted(da) == sorted(db)
+    for name in da:
+        (sa, ta, ca, va, la), (sb, tb, cb, vb, lb) = da[name], db[name]
+        assert (sa, ta, ca, la) == (sb, tb, cb, lb), name
+        np.testing.assert_array_equal(va, vb, err_msg=name)
+
+
+def test_small_datasets_written_later_with_write_rows_equal_one_append(tmp_path):
+    """A writer may append the large datasets block by block and the small ones for many blocks at once."""
+    rng = np.random.default_rng(1)
+    layer, loss = S.layer("hidden1"), S.metric("loss")
+    acts, losses = rng.standard_normal((50, 4, 3)).astype(np.float32), rng.standard_normal(50)
+    one = RecordingWriter(tmp_path / "one.h5", config={"x": 1})
+    one.append({S.EPOCH: np.arange(50), layer: acts, loss: losses})
+    one.close("complete")
+    split = RecordingWriter(tmp_path / "split.h5", config={"x": 1}, chunk_cache=0)
+    for start in (0, 20):  # two blocks of layers, then every loss at once
+        stop = 50 if start else 20
+        split.append({S.EPOCH: np.arange(start, stop), layer: acts[start:stop]})
+    split.write_rows({loss: losses}, 0)
+    split.close("complete")
+    _assert_same_datasets(tmp_path / "one.h5", tmp_path / "split.h5")
+
+
+def test_write_rows_refuses_rows_that_are_committed_or_not_appended(tmp_path):
+    from data import RecordingError
+
+    writer = RecordingWriter(tmp_path / "run.h5", config={})
+    writer.append({S.EPOCH: np.arange(10), S.metric("loss"): np.zeros(10)})
+    writer.commit()
+    writer.append({S.EPOCH: np.arange(10, 15), S.metric("loss"): np.zeros(5)})
+    with pytest.raises(RecordingError, match="committed 10, appended 15"):
+        writer.write_rows({S.metric("accuracy"): np.ones(5)}, 9)  # row 9 is committed
+    with pytest.raises(RecordingError, match="committed 10, appended 15"):
+        writer.write_rows({S.metric("accuracy"): np.ones(6)}, 10)  # row 15 is not appended
+    writer.write_rows({S.metric("accuracy"): np.ones(5)}, 10)
+    writer.close("complete")
+    with h5py.File(tmp_path / "run.h5", "r") as f:  # rows 0-9 never had an accuracy: fill values
+        np.testing.assert_array_equal(f[S.metric("accuracy")][:], [np.nan] * 10 + [1.0] * 5)
+
+
+def test_a_recording_started_from_a_template_is_the_recording_built_alone(tmp_path):
+    from data import load_task
+    from data.recording import RecordingTemplate
+
+    task = load_task("spirals")
+    common = {
+        "probe": task.probe,
+        "grid": (task.grid, task.grid_shape, task.extent),
+        "attrs": {"layers": ["hidden1", "output"]},
+        "parameter_names": ["hidden1.weight", "hidden1.bias"],
+    }
+    rng = np.random.default_rng(2)
+    block = {
+        S.EPOCH: np.arange(40),
+        S.layer("hidden1"): rng.standard_normal((40, 194, 3)).astype(np.float32),
+        S.parameter("hidden1.weight"): rng.standard_normal((40, 3, 2)).astype(np.float32),
+        S.norm("gradient"): rng.random((40, 2)),
+        S.metric("loss"): rng.random(40),
+    }
+    shapes = {path: (values.shape[1:], values.dtype) for path, values in block.items() if path != S.EPOCH}
+    template = RecordingTemplate(**common, datasets=shapes)
+    for name, kwargs in (("alone", {}), ("a", {"template": template}), ("b", {"template": template})):
+        writer = RecordingWriter(tmp_path / f"{name}.h5", config={"seed": name}, **common, **kwargs)
+        writer.append(block)
+        writer.close("complete")
+    for name in ("a", "b"):
+        _assert_same_datasets(tmp_path / "alone.h5", tmp_path / f"{name}.h5")
+        with h5py.File(tmp_path / f"{name}.h5", "r") as f:
+            assert f.attrs["config"] == f'{{"seed": "{name}"}}' and f.attrs["status"] == "complete"
+            assert f[S.layer("hidden1")].dims[0][0] == f[S.EPOCH]

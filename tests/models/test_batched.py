@@ -406,3 +406,35 @@ def test_batched_tanh_is_within_2e7_of_tanh():
     assert (_tanh(x).double() - exact).abs().max() < 2e-7
     assert (torch.tanh(x).double() - exact).abs().max() < 2e-7  # the same bound as torch's own float32 tanh
     assert _tanh(torch.tensor([0.0])).item() == 0.0
+
+
+@pytest.mark.parametrize(
+    ("config", "task_name", "losses"),
+    [
+        (NetworkConfig(2, 1, (6, 5), activation=("tanh", "sigmoid")), "xor", ("sse", "bce")),
+        (NetworkConfig(2, 1, (5, 4), activation=("relu", "linear"), shortcut=True), "spirals", ("bce", "sse")),
+        (NetworkConfig(2, 3, (8,)), "blobs", ("softmax", "bce", "sse")),
+    ],
+    ids=["two-layers", "shortcut", "softmax"],
+)
+def test_the_forward_pass_writes_its_outputs_where_it_is_told(config, task_name, losses):
+    """``out=``: the layer outputs, logits and z = f(logits) land in the given tensors, equal to new ones."""
+    from models.batched import _Batch, _resolve_members
+
+    task = load_task(task_name)
+    specs = [MemberSpec(loss=loss, optimizer="sgd", seed=seed) for loss in losses for seed in (0, 1)]
+    b = _Batch(config, task, _resolve_members(specs, task, []), torch.device("cpu"))
+    with torch.no_grad():
+        _, logits, want = b.gradient(b.xT, b.tT, keep=True)
+        want["z"] = b.activations(logits)
+        grad = b.grad.clone()
+        out = {name: torch.full_like(t, 7.0) for name, t in want.items()}
+        _, got_logits, got = b.gradient(b.xT, b.tT, out=out)
+        b.activations(got_logits, out["z"])
+    assert torch.equal(b.grad, grad)  # the same backward pass
+    for name, t in want.items():
+        assert torch.equal(out[name], t), name  # bit for bit: the same operations, another destination
+        if name != "z":
+            assert got[name].data_ptr() == out[name].data_ptr(), name  # what the pass returns is that tensor
+    # z of a softmax member sums to one over the outputs; of a sigmoid member, lies in (0, 1)
+    assert ((out["z"] > 0) & (out["z"] < 1)).all()

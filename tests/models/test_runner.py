@@ -84,7 +84,8 @@ def _alone(tmp_path, config, task, spec, name, *, epochs, **record):
 # ----------------------------------------------------------------------------- batched recording == alone
 
 
-def test_batched_recording_matches_the_recording_made_alone(tmp_path):
+@pytest.mark.parametrize("writer", ["process", "thread"])
+def test_batched_recording_matches_the_recording_made_alone(tmp_path, writer):
     task = load_task("spirals")
     config = NetworkConfig(2, 1, (6, 5))
     specs = [
@@ -95,7 +96,7 @@ def test_batched_recording_matches_the_recording_made_alone(tmp_path):
     ]
     paths = [tmp_path / f"b{i}.h5" for i in range(len(specs))]
     paths[2] = None  # a member that is not recorded
-    with BatchRecorder(paths, preactivation=True, commit_every=0) as rec:
+    with BatchRecorder(paths, preactivation=True, commit_every=0, writer=writer) as rec:
         train_batched(config, task, specs, epochs=15, observer=rec)
     for i, spec in enumerate(specs):
         if paths[i] is None:
@@ -124,6 +125,98 @@ def test_batched_recording_of_minibatches_sparse_schedules_and_the_polar_stage(t
         with open_recording(paths[i]) as r:
             np.testing.assert_array_equal(r.epochs, [0, 4, 5, 9, 10])
             assert not np.isnan(r.norms("update").loc[4]).any()  # from the snapshot of epoch 3
+
+
+def test_chunks_of_one_epoch_and_a_pool_of_two_make_the_same_recordings(tmp_path):
+    """Training waits for chunks the writer hands back, the writer merges the blocks it finds waiting:
+    the files hold the same values as with the default chunks (both are batched: bit for bit)."""
+    task = load_task("spirals")
+    config = NetworkConfig(2, 1, (6, 5))
+    specs = [MemberSpec(loss=loss, optimizer="adam", lr=0.01, seed=seed) for loss in ("sse", "bce") for seed in (0, 1)]
+    for name, kwargs in (("default", {}), ("tiny", {"block_bytes": 1, "max_buffer_bytes": 1})):
+        (tmp_path / name).mkdir()
+        paths = [tmp_path / name / f"m{i}.h5" for i in range(len(specs))]
+        with BatchRecorder(paths, **kwargs) as rec:
+            train_batched(config, task, specs, epochs=120, observer=rec)
+        if name == "tiny":
+            assert rec._rows_per_chunk == 1 and rec._n_chunks == 2
+    for i in range(len(specs)):
+        _assert_same_recording(tmp_path / "default" / f"m{i}.h5", tmp_path / "tiny" / f"m{i}.h5", atol=0)
+
+
+def test_a_writer_process_that_dies_stops_the_batch_with_a_clear_error(tmp_path):
+    import signal
+
+    task = load_task("xor")
+    specs = [MemberSpec(loss="bce", optimizer="sgd", seed=s) for s in (0, 1)]
+    paths = [tmp_path / "a.h5", tmp_path / "b.h5"]
+
+    class Killer:
+        def __init__(self, rec):
+            self.rec, self.outputs_for = rec, rec.outputs_for
+
+        def __call__(self, run, epoch, outputs):
+            self.rec(run, epoch, outputs)
+            if epoch == 20:
+                rec = self.rec
+                while len(rec._free) < rec._n_chunks - len(rec._chunks):  # every block handed over is written
+                    rec._receive(wait=True)
+                os.kill(rec._link._worker.pid, signal.SIGKILL)
+                rec._link._worker.wait()
+
+    with pytest.raises(Exception, match="batched recording stopped: the recording writer ended unexpectedly"):
+        with BatchRecorder(paths, commit_every=0) as rec:
+            train_batched(NetworkConfig(2, 1, (3,)), task, specs, epochs=2000, observer=Killer(rec))
+    for path in paths:  # every committed epoch readable; the status on disk says the run did not end
+        with open_recording(path) as r:
+            assert r.status == "interrupted" and r.last_epoch == 20  # committed every epoch (commit_every=0)
+
+
+def test_the_writer_process_closes_the_files_of_a_killed_training_process(tmp_path):
+    """SIGKILL of the training process: its writer commits the epochs it holds and closes every file."""
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+    import time
+
+    script = textwrap.dedent(
+        f"""
+        import os, signal
+        from data import load_task
+        from models import NetworkConfig
+        from models.batch_recorder import BatchRecorder
+        from models.batched import MemberSpec, train_batched
+
+        class Suicide:
+            def __init__(self, rec):
+                self.rec, self.outputs_for = rec, rec.outputs_for
+            def __call__(self, run, epoch, outputs):
+                self.rec(run, epoch, outputs)
+                if epoch == 300:
+                    os.kill(os.getpid(), signal.SIGKILL)
+
+        rec = BatchRecorder([{str(tmp_path / "a.h5")!r}, {str(tmp_path / "b.h5")!r}], block_bytes=1)
+        specs = [MemberSpec(loss="bce", optimizer="sgd", seed=s) for s in (0, 1)]
+        train_batched(NetworkConfig(2, 1, (3,)), load_task("xor"), specs, epochs=2000, observer=Suicide(rec))
+        """
+    )
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    proc = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    deadline = time.monotonic() + 60
+    for path in (tmp_path / "a.h5", tmp_path / "b.h5"):
+        while True:  # the orphaned writer finishes on its own
+            with h5py.File(path, "r") as f:
+                status = str(f.attrs["status"])
+            if status != "running" or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        with open_recording(path) as r:
+            assert r.status == "interrupted" and 0 < r.last_epoch <= 300
+            np.testing.assert_array_equal(r.epochs, np.arange(r.last_epoch + 1))  # every row it claims is there
+            assert np.isfinite(r.activations("hidden1", r.last_epoch)).all()
+            assert np.isfinite(r.metrics["loss"]).all()
 
 
 def test_members_that_stop_early_are_closed_with_their_own_status(tmp_path):

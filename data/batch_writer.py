@@ -1,0 +1,541 @@
+"""The writer of a batched recording: each member's rows into its own file, from a process of its own.
+
+``models.batch_recorder.BatchRecorder`` (the training side) puts every recorded epoch of every
+member into *chunks*: block buffers of ``rows`` epochs cut from one pool of float32 memory
+(:class:`ChunkPool`).  The forward pass writes the layer outputs straight into them; the
+weights, gradients and optimizer state are copied in.  A full chunk is handed over with a
+small message (its epochs, metrics, which members want which rows); :class:`BatchWriter`
+appends each member's rows to that member's recording (``data.recording.RecordingWriter``:
+the same format, commit protocol and chunking as ``models.Recorder``) and hands the chunk
+back.
+
+Why a process: h5py holds the GIL through every HDF5 call, and a writer *thread* writing a
+32-member batch's 1.2 GB next to training held it often enough to slow training down by half
+again (each torch operation of the training thread gives the GIL up and must take it back;
+measured: a loop of small torch operations ran 3.4x slower beside a thread writing HDF5,
+unchanged beside a thread doing torch copies).  The writer process shares only the pool
+(a memfd, or an unlinked file in /dev/shm, mapped by both) and a pipe of small pickled
+messages with the training process; it imports numpy and h5py, not torch (0.2 s to start,
+while training goes on).  Where a process cannot be started with the pool's file descriptor
+(Windows), the same :class:`BatchWriter` runs in a thread.
+
+Messages, training side to writer: ``("open", payload)``, ``("block", payload)``,
+``("close", None)``; writer to training side: ``("free", [chunk ids])``, ``("error", text)``,
+``("closed", text or None)``.  An error stops the writing (chunks still come back, so that
+training never waits forever) and is raised by the training side at its next call.  If the
+training process dies, the writer sees the pipe close, commits what it holds in full and
+closes its files as interrupted.
+"""
+
+from __future__ import annotations
+
+import math
+import mmap
+import os
+import queue
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Mapping, Sequence
+from multiprocessing.connection import Connection
+from typing import Any
+
+import numpy as np
+
+from . import schema as S
+from .errors import HudError
+from .recording import RecordingTemplate, RecordingWriter
+
+__all__ = ["ChunkPool", "BatchWriter", "WriterLink", "start_writer", "chunk_layout"]
+
+_SMALL_ROWS = 1024  # a member's small datasets are written at least every this many rows
+_ALIGN = 16  # floats: every buffer of a chunk starts on a 64-byte boundary
+
+
+def chunk_layout(spec: Mapping[str, Any]) -> tuple[dict[str, tuple[int, tuple[int, ...]]], int]:
+    """Where each buffer of a chunk lies, in floats from the chunk's start, and the chunk's size in floats.
+
+    Parameters
+    ----------
+    spec : dict
+        ``rows`` (epochs per chunk), ``members``, ``params`` (parameters per member),
+        ``states`` (optimizer-state tensors per member), ``sources``: a list of
+        (name, (unit, sample)) for each layer output the forward pass writes.
+
+    Returns
+    -------
+    layout : dict of str to (offset, shape)
+        ``params`` and ``grads`` of shape (rows, member, parameter), ``state`` of shape
+        (rows, state, member, parameter), and each source of shape (rows, member, unit, sample).
+    size : int
+    """
+    k, m, p = int(spec["rows"]), int(spec["members"]), int(spec["params"])
+    entries = [("params", (k, m, p)), ("grads", (k, m, p)), ("state", (k, int(spec["states"]), m, p))]
+    entries += [(name, (k, m, *map(int, shape))) for name, shape in spec["sources"]]
+    layout: dict[str, tuple[int, tuple[int, ...]]] = {}
+    offset = 0
+    for name, shape in entries:
+        layout[name] = (offset, shape)
+        offset += -(-math.prod(shape) // _ALIGN) * _ALIGN
+    return layout, offset
+
+
+def _shared_fd(nbytes: int) -> int:
+    """A file descriptor of ``nbytes`` of memory that a child process can map (memfd, or an unlinked tmpfs file)."""
+    if hasattr(os, "memfd_create"):
+        fd = os.memfd_create("hud-batch-chunks", os.MFD_CLOEXEC)
+    else:  # pragma: no cover - macOS and other POSIX systems
+        folder = "/dev/shm" if os.path.isdir("/dev/shm") else None
+        fd, name = tempfile.mkstemp(prefix="hud-batch-chunks-", dir=folder)
+        os.unlink(name)
+    os.ftruncate(fd, nbytes)
+    return fd
+
+
+class ChunkPool:
+    """``n`` chunks of one :func:`chunk_layout` in one float32 buffer.
+
+    Parameters
+    ----------
+    spec : dict
+        See :func:`chunk_layout`.
+    n : int
+        Number of chunks.
+    fd : int, optional
+        Map this file descriptor (shared memory made by :meth:`shared`) instead of private memory.
+    """
+
+    def __init__(self, spec: Mapping[str, Any], n: int, fd: int | None = None) -> None:
+        self.spec = dict(spec)
+        self.n = int(n)
+        self.layout, self.chunk_size = chunk_layout(spec)
+        nbytes = 4 * self.n * self.chunk_size
+        self.fd = fd
+        if fd is None:
+            self._map = None
+            self.buffer = np.empty(self.n * self.chunk_size, np.float32)
+        else:
+            self._map = mmap.mmap(fd, nbytes)
+            self.buffer = np.frombuffer(self._map, np.float32)
+        self._views = [self._chunk_views(c) for c in range(self.n)]
+
+    @classmethod
+    def shared(cls, spec: Mapping[str, Any], n: int) -> ChunkPool:
+        """A pool in shared memory, whose ``fd`` a writer process can map."""
+        layout, size = chunk_layout(spec)
+        return cls(spec, n, _shared_fd(max(4 * n * size, 1)))
+
+    def _chunk_views(self, c: int) -> dict[str, np.ndarray]:
+        base = c * self.chunk_size
+        return {
+            name: self.buffer[base + offset : base + offset + math.prod(shape)].reshape(shape)
+            for name, (offset, shape) in self.layout.items()
+        }
+
+    def views(self, c: int) -> dict[str, np.ndarray]:
+        """Chunk ``c``'s buffers by name (numpy views into the pool), shapes as in :func:`chunk_layout`."""
+        return self._views[c]
+
+    @property
+    def nbytes(self) -> int:
+        return 4 * self.chunk_size
+
+    def close(self) -> None:
+        """Release the mapping (views must not be used afterwards)."""
+        self._views = []
+        self.buffer = np.empty(0, np.float32)
+        if self._map is not None:
+            try:
+                self._map.close()
+            except BufferError:  # a view is still alive somewhere: the mapping goes with it
+                pass
+            self._map = None
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+class BatchWriter:
+    """Appends blocks of a batch's rows to one recording per member (numpy and h5py only).
+
+    Parameters
+    ----------
+    pool : ChunkPool
+    payload : dict
+        The ``open`` message: ``files`` (a list of (member, path, config, mode)), ``probe``,
+        ``grid``, ``attrs``, ``parameter_names``, ``slots`` (a list of (parameter name, shape)),
+        ``offsets`` (where each parameter starts in a member's row, and the end), ``states``
+        (per member, the schema path of each optimizer-state norm, in the pool's state order),
+        ``layers`` (a list of (schema path, source, (sample, unit)); source is a buffer name or
+        'polar'), ``polar`` (the inputs after the polar stage, shape (sample, input), or None).
+    """
+
+    def __init__(self, pool: ChunkPool, payload: Mapping[str, Any]) -> None:
+        self.pool = pool
+        self.slots = [(name, tuple(shape)) for name, shape in payload["slots"]]
+        self.offsets = np.asarray(payload["offsets"], np.int64)
+        self.states = {int(r): list(paths) for r, paths in payload["states"].items()}
+        self.layers = [(path, source, tuple(shape)) for path, source, shape in payload["layers"]]
+        self.polar = payload.get("polar")
+        self.writers: dict[int, RecordingWriter] = {}
+        self._last: dict[int, tuple[int, np.ndarray]] = {}  # per member: last written epoch and weights
+        self._small: dict[int, tuple[list[dict[str, np.ndarray]], int]] = {}  # per member: rows to write, first row
+        self._scratch: list[np.ndarray | None] = [None] * len(self.layers)
+        common = {
+            "probe": payload.get("probe"),
+            "grid": payload.get("grid"),
+            "attrs": payload.get("attrs"),
+            "parameter_names": payload.get("parameter_names", ()),
+        }
+        templates: dict[tuple[str, ...], RecordingTemplate] = {}  # one per set of optimizer-state datasets
+        try:
+            for r, path, config, mode in payload["files"]:
+                states = tuple(self.states[int(r)])
+                if states not in templates:
+                    templates[states] = RecordingTemplate(**common, datasets=self._datasets(states))
+                self.writers[int(r)] = RecordingWriter(
+                    path,
+                    config=config,
+                    **common,
+                    mode=mode,
+                    chunk_cache=0,  # whole chunks of the layers straight to the file
+                    template=templates[states],
+                )
+        except BaseException:
+            for writer in self.writers.values():
+                writer.close("failed", message="another member's recording could not be created")
+            self.writers.clear()
+            raise
+
+    def _datasets(self, states: Sequence[str]) -> dict[str, tuple[tuple[int, ...], Any]]:
+        """Every epoch-indexed dataset a member's file gets (row shape, dtype), those of ``states`` among them."""
+        out: dict[str, tuple[tuple[int, ...], Any]] = {path: (shape, np.float32) for path, _, shape in self.layers}
+        out.update({S.parameter(name): (shape, np.float32) for name, shape in self.slots})
+        per_parameter = ((len(self.slots),), np.float64)
+        out.update({path: per_parameter for path in (S.norm("gradient"), *states, S.norm("update"))})
+        out.update({S.metric(name): ((), np.float64) for name in ("loss", "penalty", "accuracy", "total", "time")})
+        return out
+
+    # -- one block ---------------------------------------------------------------------
+
+    def write(self, block: Mapping[str, Any]) -> None:
+        """Append a block's rows to every member's file; on a committing block, commit every file.
+
+        The layers (nearly all the bytes) are appended at once, in whole HDF5 chunks; the small
+        datasets (parameters, norms, metrics: ~20 HDF5 calls a file, ~30 us each whatever their
+        size) are kept and written for many blocks at once, before a commit (or every
+        ``_SMALL_ROWS`` rows).
+        """
+        chunks = [(self.pool.views(c), used) for c, used in block["chunks"]]
+        epochs = np.asarray(block["epochs"], np.int64)
+        want = np.asarray(block["want"], bool)  # (row, member)
+        closing = {int(r): (status, epoch, message) for r, status, epoch, message in block["closing"]}
+        checkpoints = block["checkpoints"]
+        for r in list(self.writers):
+            writer = self.writers[r]
+            sel = np.flatnonzero(want[:, r]) if len(epochs) else np.zeros(0, np.int64)
+            if len(sel):
+                ep = epochs[sel]
+                rows: dict[str, np.ndarray] = {S.EPOCH: ep}
+                for j, (path, source, shape) in enumerate(self.layers):
+                    rows[path] = self._layer_rows(j, source, shape, chunks, r, sel)
+                start = writer.rows
+                writer.append(rows)
+                small = self._small.setdefault(r, ([], start))
+                small[0].append(self._small_rows(r, block, chunks, sel, ep))
+                if sum(len(part[S.EPOCH]) for part in small[0]) >= _SMALL_ROWS:
+                    self._write_small(r)
+            if r in closing or block["commit"] and (writer.rows != writer.committed or r in checkpoints):
+                self._write_small(r)
+                if block["commit"]:
+                    writer.commit(checkpoints.get(r))
+            if r in closing:
+                status, epoch, message = closing[r]
+                del self.writers[r]
+                writer.close(status, epoch=epoch, message=message)
+
+    def _gather(self, chunks: list[tuple[dict[str, np.ndarray], int]], name: str, index: tuple, sel: np.ndarray):
+        """Rows ``sel`` (of the block's rows, chunk after chunk) of ``buffer[:, *index]`` for buffer ``name``."""
+        parts, start = [], 0
+        for views, used in chunks:
+            local = sel[(sel >= start) & (sel < start + used)] - start
+            if len(local):
+                part = views[name][(slice(0, used), *index)]
+                parts.append(part if len(local) == used else part[local])
+            start += used
+        return parts
+
+    def _layer_rows(
+        self, j: int, source: str, shape: tuple[int, ...], chunks: list, r: int, sel: np.ndarray
+    ) -> np.ndarray:
+        """Member ``r``'s rows ``sel`` of layer ``j``, transposed to (epoch, sample, unit), in a reused buffer."""
+        k = len(sel)
+        if source == "polar":  # the polar stage: the inputs after it, every epoch
+            return np.broadcast_to(self.polar, (k, *shape))
+        scratch = self._scratch[j]
+        if scratch is None or len(scratch) < k:
+            scratch = self._scratch[j] = np.empty((max(k, self.pool.spec["rows"]), *shape), np.float32)
+        at = 0
+        for part in self._gather(chunks, source, (r,), sel):  # each (rows, unit, sample)
+            np.copyto(scratch[at : at + len(part)], part.transpose(0, 2, 1))
+            at += len(part)
+        return scratch[:k]
+
+    def _small_rows(
+        self, r: int, block: Mapping[str, Any], chunks: list, sel: np.ndarray, ep: np.ndarray
+    ) -> dict[str, np.ndarray]:
+        """Member ``r``'s parameters, norms and metrics at the block's rows ``sel`` (epochs ``ep``), as copies."""
+        offsets = self.offsets
+        k = len(sel)
+
+        def rows(name: str, *index: int) -> np.ndarray:  # (epoch, parameter), a copy: the chunk is reused
+            parts = self._gather(chunks, name, (*index, r), sel)
+            return np.concatenate(parts) if len(parts) > 1 else parts[0].copy()
+
+        def norms(flat: np.ndarray) -> np.ndarray:  # (epoch, scalar) -> (epoch, parameter)
+            return np.sqrt(np.add.reduceat(np.square(flat, dtype=np.float64), offsets[:-1], axis=1))
+
+        out: dict[str, np.ndarray] = {S.EPOCH: ep}
+        params = rows("params")
+        for (name, shape), o0, o1 in zip(self.slots, offsets[:-1], offsets[1:]):
+            out[S.parameter(name)] = params[:, o0:o1].reshape(k, *shape)
+        out[S.norm("gradient")] = norms(rows("grads"))
+        for j, path in enumerate(self.states[r]):
+            out[path] = norms(rows("state", j))
+        prevs = block["prevs"]
+        out[S.norm("update")] = norms(params - self._previous(r, ep, params, [prevs.get(int(i)) for i in sel]))
+        values = np.asarray(block["values"], np.float64)[sel, :, r]  # (epoch, 3): loss, penalty, accuracy
+        out[S.metric("loss")], out[S.metric("penalty")], out[S.metric("accuracy")] = values.T.copy()
+        out[S.metric("total")] = values[:, 0] + values[:, 1]
+        out[S.metric("time")] = np.asarray(block["times"], np.float64)[sel]
+        self._last[r] = (int(ep[-1]), params[-1].copy())
+        return out
+
+    def _previous(
+        self, r: int, ep: np.ndarray, params: np.ndarray, snapshots: Sequence[np.ndarray | None]
+    ) -> np.ndarray:
+        """Member ``r``'s weights at the epoch before each of ``ep`` (NaN where unknown), shape (epoch, parameter).
+
+        From the row before it in the block, a snapshot of every member's weights taken at that
+        epoch (shape (member, parameter)), or the last row of the previous block.
+        """
+        prev = np.empty_like(params)
+        follows = np.zeros(len(ep), bool)  # rows whose epoch's predecessor is the row before
+        follows[1:] = ep[1:] == ep[:-1] + 1
+        prev[1:][follows[1:]] = params[:-1][follows[1:]]
+        last = self._last.get(r)
+        for i in np.flatnonzero(~follows):
+            if snapshots[i] is not None:
+                prev[i] = snapshots[i][r]
+            elif i == 0 and last is not None and last[0] == ep[0] - 1:
+                prev[i] = last[1]
+            else:
+                prev[i] = np.nan
+        return prev
+
+    def _write_small(self, r: int) -> None:
+        """Write member ``r``'s small datasets kept since they were last written."""
+        parts, start = self._small.pop(r, ([], 0))
+        if parts:
+            rows = parts[0] if len(parts) == 1 else {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+            del rows[S.EPOCH]  # appended with the layers
+            self.writers[r].write_rows(rows, start)
+
+    def close(self, status: str = "interrupted", message: str = "") -> None:
+        """Commit every row appended so far (each a whole epoch) and close every file still open, with ``status``."""
+        for r in list(self.writers):
+            try:
+                self._write_small(r)
+            except Exception:  # noqa: BLE001 - e.g. a full disk: committed epochs stay readable
+                pass
+            try:
+                self.writers.pop(r).close(status, message=message)
+            except Exception:  # noqa: BLE001
+                pass
+
+
+# ----------------------------------------------------------------------------- the two ends
+
+
+def _merge(blocks: list[Mapping[str, Any]]) -> Mapping[str, Any]:
+    """Blocks handed over one after another as one block (only the last may commit or close files)."""
+    if len(blocks) == 1:
+        return blocks[0]
+    out = dict(blocks[-1])
+    for key in ("epochs", "want", "values", "times"):
+        out[key] = np.concatenate([b[key] for b in blocks])
+    out["chunks"] = [c for b in blocks for c in b["chunks"]]
+    out["prevs"], start = {}, 0
+    for b in blocks:
+        out["prevs"].update({start + int(i): v for i, v in b["prevs"].items()})
+        start += len(b["epochs"])
+    return out
+
+
+def _next_blocks(first: Mapping[str, Any], link: Any, pending: list) -> list[Mapping[str, Any]]:
+    """``first`` and the blocks already waiting after it, while none commits and they hold few rows.
+
+    A writer that falls behind thus writes fewer, larger blocks: its fixed costs (~20 HDF5 calls a
+    file and block) shrink as its backlog grows, and it catches up.
+    """
+    blocks = [first]
+    rows = len(first["epochs"])
+    while not (blocks[-1]["commit"] or blocks[-1]["closing"]) and rows < _SMALL_ROWS and link.poll():
+        kind, payload = message = link.recv()
+        if kind != "block":
+            pending.append(message)
+            break
+        blocks.append(payload)
+        rows += len(payload["epochs"])
+    return blocks
+
+
+def serve(link: Any, pool: ChunkPool) -> None:
+    """The writer's loop: take messages from ``link`` until ``close`` (or the link closes), answer on it.
+
+    ``link`` has ``send(obj)``, ``recv()`` and ``poll()`` (a ``multiprocessing.connection.Connection``,
+    or :class:`_QueueEnd` in a thread).
+    """
+    writer: BatchWriter | None = None
+    error: str | None = None
+    pending: list[tuple[str, Any]] = []
+    while True:
+        try:
+            kind, payload = pending.pop(0) if pending else link.recv()
+        except (EOFError, OSError):  # the training process is gone: keep what is complete
+            if writer is not None and error is None:
+                writer.close("interrupted", message="the training process ended without closing the recording")
+            return
+        try:
+            if kind == "open":
+                writer = BatchWriter(pool, payload)
+            elif kind == "block":
+                blocks = _next_blocks(payload, link, pending)
+                try:
+                    if error is None and writer is not None:
+                        writer.write(_merge(blocks))
+                finally:
+                    link.send(("free", [c for b in blocks for c, _ in b["chunks"]]))
+            elif kind == "close":
+                if writer is not None and error is not None:
+                    writer.close("failed", message=error)
+                link.send(("closed", error))
+                return
+        except Exception as exc:  # noqa: BLE001 - reported to the training side, which raises it
+            error = str(exc) if isinstance(exc, HudError) else f"{type(exc).__name__}: {exc}"
+            link.send(("error", error))
+
+
+class _QueueEnd:
+    """One end of a two-way link between threads (the in-process stand-in for a pipe)."""
+
+    def __init__(self, inbox: queue.SimpleQueue, outbox: queue.SimpleQueue) -> None:
+        self._in, self._out = inbox, outbox
+
+    def send(self, obj: Any) -> None:
+        self._out.put(obj)
+
+    def recv(self) -> Any:
+        return self._in.get()
+
+    def poll(self, timeout: float = 0.0) -> bool:
+        return not self._in.empty()
+
+
+class WriterLink:
+    """The training side's handle on a running writer (a process, or a thread where processes cannot share the pool).
+
+    Attributes
+    ----------
+    pool : ChunkPool
+        The chunks, mapped in this process too.
+    kind : {'process', 'thread'}
+    """
+
+    def __init__(self, pool: ChunkPool, end: Any, kind: str, worker: Any) -> None:
+        self.pool = pool
+        self.kind = kind
+        self._end = end
+        self._worker = worker
+
+    def send(self, kind: str, payload: Any = None) -> None:
+        """Send one message; OSError (a broken pipe) if the writer is gone."""
+        self._end.send((kind, payload))
+
+    def poll(self) -> bool:
+        """Whether a message is waiting."""
+        return self._end.poll()
+
+    def recv(self) -> tuple[str, Any]:
+        """The next message from the writer (waits); EOFError if the writer is gone."""
+        return self._end.recv()
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for the writer to end, then release the pool."""
+        if self.kind == "process":
+            try:
+                self._worker.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self._worker.kill()
+                self._worker.wait()
+            self._end.close()
+        else:
+            self._worker.join(timeout)
+        self.pool.close()
+
+
+def start_writer(spec: Mapping[str, Any], n_chunks: int, *, kind: str = "process") -> WriterLink:
+    """Start a writer for a pool of ``n_chunks`` chunks of ``spec`` (see :func:`chunk_layout`).
+
+    Parameters
+    ----------
+    spec : dict
+    n_chunks : int
+    kind : {'process', 'thread'}
+        'process' (the default) needs POSIX file descriptors passed to a child; elsewhere the
+        writer runs in a thread.
+    """
+    if kind == "process" and os.name == "posix":
+        import socket
+
+        pool = ChunkPool.shared(spec, n_chunks)
+        ours, theirs = socket.socketpair()
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
+        args = [sys.executable, "-m", "data.batch_writer", str(theirs.fileno()), str(pool.fd), str(n_chunks)]
+        proc = subprocess.Popen(
+            args,
+            pass_fds=(theirs.fileno(), pool.fd),
+            env=env,
+            stdin=subprocess.DEVNULL,
+            start_new_session=False,
+        )
+        theirs.close()
+        end = Connection(ours.detach())
+        end.send(spec)
+        return WriterLink(pool, end, "process", proc)
+    pool = ChunkPool(spec, n_chunks)
+    to_writer: queue.SimpleQueue = queue.SimpleQueue()
+    to_trainer: queue.SimpleQueue = queue.SimpleQueue()
+    thread = threading.Thread(
+        target=serve, args=(_QueueEnd(to_writer, to_trainer), pool), name="hud-batch-writer", daemon=True
+    )
+    thread.start()
+    return WriterLink(pool, _QueueEnd(to_trainer, to_writer), "thread", thread)
+
+
+def _main(argv: Sequence[str]) -> None:
+    """The writer process: ``python -m data.batch_writer LINK_FD POOL_FD N_CHUNKS``."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the training side, which closes us
+    link_fd, pool_fd, n_chunks = (int(a) for a in argv[:3])
+    link = Connection(link_fd)
+    spec = link.recv()
+    pool = ChunkPool(spec, n_chunks, fd=pool_fd)
+    serve(link, pool)
+
+
+if __name__ == "__main__":
+    _main(sys.argv[1:])
