@@ -50,7 +50,8 @@ from .recording import RecordingTemplate, RecordingWriter
 
 __all__ = ["ChunkPool", "BatchWriter", "WriterLink", "start_writer", "chunk_layout"]
 
-_SMALL_ROWS = 1024  # a member's small datasets are written at least every this many rows
+_SMALL_ROWS = 256  # a member's small datasets are written at least every this many rows (less left for the end)
+_MERGE_ROWS = 128  # the writer appends at least this many rows at a time, where the pool allows
 _ALIGN = 16  # floats: every buffer of a chunk starts on a 64-byte boundary
 
 
@@ -169,7 +170,9 @@ class BatchWriter:
         ``offsets`` (where each parameter starts in a member's row, and the end), ``states``
         (per member, the schema path of each optimizer-state norm, in the pool's state order),
         ``layers`` (a list of (schema path, source, (sample, unit)); source is a buffer name or
-        'polar'), ``polar`` (the inputs after the polar stage, shape (sample, input), or None).
+        'polar'), ``polar`` (the inputs after the polar stage, shape (sample, input), or None),
+        ``checkpoint`` (per member, the (shape, dtype) of each array of its checkpoints: made
+        in the file from the start, so that commits only overwrite them).
     """
 
     def __init__(self, pool: ChunkPool, payload: Mapping[str, Any]) -> None:
@@ -194,7 +197,10 @@ class BatchWriter:
             for r, path, config, mode in payload["files"]:
                 states = tuple(self.states[int(r)])
                 if states not in templates:
-                    templates[states] = RecordingTemplate(**common, datasets=self._datasets(states))
+                    checkpoint = payload.get("checkpoint", {}).get(int(r))
+                    templates[states] = RecordingTemplate(
+                        **common, datasets=self._datasets(states), checkpoint=checkpoint
+                    )
                 self.writers[int(r)] = RecordingWriter(
                     path,
                     config=config,
@@ -228,11 +234,12 @@ class BatchWriter:
         size) are kept and written for many blocks at once, before a commit (or every
         ``_SMALL_ROWS`` rows).
         """
-        chunks = [(self.pool.views(c), used) for c, used in block["chunks"]]
+        chunks = [(self.pool.views(c), used) for c, used in block["chunks"] if used]
         epochs = np.asarray(block["epochs"], np.int64)
         want = np.asarray(block["want"], bool)  # (row, member)
         closing = {int(r): (status, epoch, message) for r, status, epoch, message in block["closing"]}
         checkpoints = block["checkpoints"]
+        small = self._block_small(block, chunks) if len(epochs) else {}
         for r in list(self.writers):
             writer = self.writers[r]
             sel = np.flatnonzero(want[:, r]) if len(epochs) else np.zeros(0, np.int64)
@@ -243,9 +250,9 @@ class BatchWriter:
                     rows[path] = self._layer_rows(j, source, shape, chunks, r, sel)
                 start = writer.rows
                 writer.append(rows)
-                small = self._small.setdefault(r, ([], start))
-                small[0].append(self._small_rows(r, block, chunks, sel, ep))
-                if sum(len(part[S.EPOCH]) for part in small[0]) >= _SMALL_ROWS:
+                kept = self._small.setdefault(r, ([], start))
+                kept[0].append(self._small_rows(r, small, block["prevs"], sel, ep))
+                if sum(len(part[S.metric("loss")]) for part in kept[0]) >= _SMALL_ROWS:
                     self._write_small(r)
             if r in closing or block["commit"] and (writer.rows != writer.committed or r in checkpoints):
                 self._write_small(r)
@@ -255,17 +262,6 @@ class BatchWriter:
                 status, epoch, message = closing[r]
                 del self.writers[r]
                 writer.close(status, epoch=epoch, message=message)
-
-    def _gather(self, chunks: list[tuple[dict[str, np.ndarray], int]], name: str, index: tuple, sel: np.ndarray):
-        """Rows ``sel`` (of the block's rows, chunk after chunk) of ``buffer[:, *index]`` for buffer ``name``."""
-        parts, start = [], 0
-        for views, used in chunks:
-            local = sel[(sel >= start) & (sel < start + used)] - start
-            if len(local):
-                part = views[name][(slice(0, used), *index)]
-                parts.append(part if len(local) == used else part[local])
-            start += used
-        return parts
 
     def _layer_rows(
         self, j: int, source: str, shape: tuple[int, ...], chunks: list, r: int, sel: np.ndarray
@@ -277,39 +273,57 @@ class BatchWriter:
         scratch = self._scratch[j]
         if scratch is None or len(scratch) < k:
             scratch = self._scratch[j] = np.empty((max(k, self.pool.spec["rows"]), *shape), np.float32)
-        at = 0
-        for part in self._gather(chunks, source, (r,), sel):  # each (rows, unit, sample)
-            np.copyto(scratch[at : at + len(part)], part.transpose(0, 2, 1))
-            at += len(part)
+        at = start = 0
+        for views, used in chunks:  # the block's rows, chunk after chunk
+            local = sel[(sel >= start) & (sel < start + used)] - start
+            if len(local):
+                part = views[source][:used, r]  # (rows, unit, sample)
+                part = part if len(local) == used else part[local]
+                np.copyto(scratch[at : at + len(part)], part.transpose(0, 2, 1))
+                at += len(part)
+            start += used
         return scratch[:k]
 
-    def _small_rows(
-        self, r: int, block: Mapping[str, Any], chunks: list, sel: np.ndarray, ep: np.ndarray
-    ) -> dict[str, np.ndarray]:
-        """Member ``r``'s parameters, norms and metrics at the block's rows ``sel`` (epochs ``ep``), as copies."""
-        offsets = self.offsets
-        k = len(sel)
+    def _norms(self, flat: np.ndarray) -> np.ndarray:
+        """L2 norm of each parameter tensor: (..., parameter) -> (..., tensor), in float64."""
+        return np.sqrt(np.add.reduceat(np.square(flat, dtype=np.float64), self.offsets[:-1], axis=-1))
 
-        def rows(name: str, *index: int) -> np.ndarray:  # (epoch, parameter), a copy: the chunk is reused
-            parts = self._gather(chunks, name, (*index, r), sel)
+    def _block_small(self, block: Mapping[str, Any], chunks: list) -> dict[str, np.ndarray]:
+        """The block's weights and norms, every member at once (one pass, not one per member).
+
+        ``params`` (row, member, parameter), a copy (the chunks are reused); ``gradient``
+        (row, member, tensor) and ``state`` (row, state, member, tensor) norms.
+        """
+
+        def rows(name: str) -> np.ndarray:
+            parts = [views[name][:used] for views, used in chunks]
             return np.concatenate(parts) if len(parts) > 1 else parts[0].copy()
 
-        def norms(flat: np.ndarray) -> np.ndarray:  # (epoch, scalar) -> (epoch, parameter)
-            return np.sqrt(np.add.reduceat(np.square(flat, dtype=np.float64), offsets[:-1], axis=1))
+        return {
+            "params": rows("params"),
+            "gradient": self._norms(rows("grads")),
+            "state": self._norms(rows("state")),
+            "values": np.asarray(block["values"], np.float64),  # (row, 3, member)
+            "times": np.asarray(block["times"], np.float64),
+        }
 
-        out: dict[str, np.ndarray] = {S.EPOCH: ep}
-        params = rows("params")
-        for (name, shape), o0, o1 in zip(self.slots, offsets[:-1], offsets[1:]):
+    def _small_rows(
+        self, r: int, small: Mapping[str, np.ndarray], prevs: Mapping[int, np.ndarray], sel: np.ndarray, ep: np.ndarray
+    ) -> dict[str, np.ndarray]:
+        """Member ``r``'s parameters, norms and metrics at the block's rows ``sel`` (epochs ``ep``)."""
+        k = len(sel)
+        params = small["params"][sel, r]  # (epoch, parameter), a copy
+        out: dict[str, np.ndarray] = {}
+        for (name, shape), o0, o1 in zip(self.slots, self.offsets[:-1], self.offsets[1:]):
             out[S.parameter(name)] = params[:, o0:o1].reshape(k, *shape)
-        out[S.norm("gradient")] = norms(rows("grads"))
+        out[S.norm("gradient")] = small["gradient"][sel, r]
         for j, path in enumerate(self.states[r]):
-            out[path] = norms(rows("state", j))
-        prevs = block["prevs"]
-        out[S.norm("update")] = norms(params - self._previous(r, ep, params, [prevs.get(int(i)) for i in sel]))
-        values = np.asarray(block["values"], np.float64)[sel, :, r]  # (epoch, 3): loss, penalty, accuracy
+            out[path] = small["state"][sel, j, r]
+        out[S.norm("update")] = self._norms(params - self._previous(r, ep, params, [prevs.get(int(i)) for i in sel]))
+        values = small["values"][sel, :, r]  # (epoch, 3): loss, penalty, accuracy
         out[S.metric("loss")], out[S.metric("penalty")], out[S.metric("accuracy")] = values.T.copy()
         out[S.metric("total")] = values[:, 0] + values[:, 1]
-        out[S.metric("time")] = np.asarray(block["times"], np.float64)[sel]
+        out[S.metric("time")] = small["times"][sel]
         self._last[r] = (int(ep[-1]), params[-1].copy())
         return out
 
@@ -340,7 +354,6 @@ class BatchWriter:
         parts, start = self._small.pop(r, ([], 0))
         if parts:
             rows = parts[0] if len(parts) == 1 else {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-            del rows[S.EPOCH]  # appended with the layers
             self.writers[r].write_rows(rows, start)
 
     def close(self, status: str = "interrupted", message: str = "") -> None:
@@ -374,21 +387,28 @@ def _merge(blocks: list[Mapping[str, Any]]) -> Mapping[str, Any]:
     return out
 
 
-def _next_blocks(first: Mapping[str, Any], link: Any, pending: list) -> list[Mapping[str, Any]]:
-    """``first`` and the blocks already waiting after it, while none commits and they hold few rows.
+def _next_blocks(first: Mapping[str, Any], link: Any, pending: list, hold: int) -> list[Mapping[str, Any]]:
+    """``first`` and the blocks after it, until one commits or closes files, or they hold ``_MERGE_ROWS`` rows
+    or ``hold`` chunks.
 
-    A writer that falls behind thus writes fewer, larger blocks: its fixed costs (~20 HDF5 calls a
-    file and block) shrink as its backlog grows, and it catches up.
+    The writer's fixed costs are per block and file (~20 HDF5 calls, ~30 us each whatever their
+    size), so it writes chunks in groups: it waits for the training side to hand over up to
+    ``hold`` chunks (the pool keeps two more, so that training never waits for it).
     """
     blocks = [first]
-    rows = len(first["epochs"])
-    while not (blocks[-1]["commit"] or blocks[-1]["closing"]) and rows < _SMALL_ROWS and link.poll():
-        kind, payload = message = link.recv()
+    rows, chunks = len(first["epochs"]), len(first["chunks"])
+    while not (blocks[-1]["commit"] or blocks[-1]["closing"]) and rows < _MERGE_ROWS and chunks < hold:
+        try:
+            kind, payload = message = link.recv()
+        except (EOFError, OSError):  # the training process is gone: write what came, then stop
+            pending.append(("eof", None))
+            break
         if kind != "block":
             pending.append(message)
             break
         blocks.append(payload)
         rows += len(payload["epochs"])
+        chunks += len(payload["chunks"])
     return blocks
 
 
@@ -404,7 +424,9 @@ def serve(link: Any, pool: ChunkPool) -> None:
     while True:
         try:
             kind, payload = pending.pop(0) if pending else link.recv()
-        except (EOFError, OSError):  # the training process is gone: keep what is complete
+        except (EOFError, OSError):
+            kind, payload = "eof", None
+        if kind == "eof":  # the training process is gone: keep what is complete
             if writer is not None and error is None:
                 writer.close("interrupted", message="the training process ended without closing the recording")
             return
@@ -412,20 +434,31 @@ def serve(link: Any, pool: ChunkPool) -> None:
             if kind == "open":
                 writer = BatchWriter(pool, payload)
             elif kind == "block":
-                blocks = _next_blocks(payload, link, pending)
+                blocks = _next_blocks(payload, link, pending, pool.n - 2)
                 try:
                     if error is None and writer is not None:
                         writer.write(_merge(blocks))
                 finally:
-                    link.send(("free", [c for b in blocks for c, _ in b["chunks"]]))
+                    if not _reply(link, ("free", [c for b in blocks for c, _ in b["chunks"]])):
+                        pending.insert(0, ("eof", None))
             elif kind == "close":
                 if writer is not None and error is not None:
                     writer.close("failed", message=error)
-                link.send(("closed", error))
+                _reply(link, ("closed", error))
                 return
         except Exception as exc:  # noqa: BLE001 - reported to the training side, which raises it
             error = str(exc) if isinstance(exc, HudError) else f"{type(exc).__name__}: {exc}"
-            link.send(("error", error))
+            if not _reply(link, ("error", error)):
+                pending.insert(0, ("eof", None))
+
+
+def _reply(link: Any, message: tuple[str, Any]) -> bool:
+    """Send ``message`` to the training side; False if it is gone."""
+    try:
+        link.send(message)
+    except OSError:
+        return False
+    return True
 
 
 class _QueueEnd:
@@ -471,6 +504,14 @@ class WriterLink:
     def recv(self) -> tuple[str, Any]:
         """The next message from the writer (waits); EOFError if the writer is gone."""
         return self._end.recv()
+
+    def release(self, timeout: float = 60.0) -> None:
+        """Once the writer has said 'closed': wait for it to end and release the pool, in the background.
+
+        Its files are closed already; what is left is process exit and unmapping the pool (~0.1 s
+        for a 256 MB pool), which need not hold up the caller.
+        """
+        threading.Thread(target=self.join, args=(timeout,), name="hud-batch-writer-reaper", daemon=True).start()
 
     def join(self, timeout: float | None = None) -> None:
         """Wait for the writer to end, then release the pool."""
@@ -535,6 +576,10 @@ def _main(argv: Sequence[str]) -> None:
     spec = link.recv()
     pool = ChunkPool(spec, n_chunks, fd=pool_fd)
     serve(link, pool)
+    # every file is closed (and the training side told so): leave without tearing the interpreter down
+    # (~0.15 s of module and h5py cleanup)
+    sys.stdout.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":

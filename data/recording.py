@@ -216,6 +216,10 @@ class RecordingTemplate:
         As in :class:`RecordingWriter`.
     datasets : mapping of schema path to (row shape, dtype)
         The epoch-indexed datasets to create (with no rows).
+    checkpoint : mapping of str to (shape, dtype), optional
+        The arrays of the checkpoints that :meth:`RecordingWriter.commit` will write (keys as
+        there), created in both slots, so that commits only overwrite them (the commit marker
+        claims neither slot until a commit has filled it).
     """
 
     def __init__(
@@ -227,6 +231,7 @@ class RecordingTemplate:
         parameter_names: Sequence[str] = (),
         datasets: Mapping[str, tuple[tuple[int, ...], Any]] | None = None,
         compression: str | None = None,
+        checkpoint: Mapping[str, tuple[tuple[int, ...], Any]] | None = None,
     ) -> None:
         f = h5py.File(f"hud-template-{id(self)}", "w", driver="core", backing_store=False)
         try:
@@ -234,6 +239,9 @@ class RecordingTemplate:
             scales = _scales(f)
             for path, (row_shape, dtype) in (datasets or {}).items():
                 _create_dataset(f, path, tuple(row_shape), dtype, 0, compression, scales)
+            for key, (shape, dtype) in (checkpoint or {}).items():
+                for slot in (0, 1):
+                    f.create_dataset(S.checkpoint(slot, key), shape=tuple(shape), dtype=dtype)
             f.flush()
             self.image = f.id.get_file_image()
         finally:
@@ -472,8 +480,8 @@ class RecordingWriter:
                 f"rows {start}:{max(ends.values(), default=start)} are not appended and uncommitted rows of "
                 f"{self.path!r} (committed {self.committed}, appended {self.rows})"
             )
-        self._reserve(self._block_bytes(block, start, ends))
         datasets = self._datasets()
+        self._reserve(self._block_bytes(block, start, ends, datasets))
         for path, values in block.items():
             entry = datasets.get(path)
             if entry is None:
@@ -484,13 +492,15 @@ class RecordingWriter:
                 entry[2] = ends[path]
             _write_rows(entry[0], start, values)
 
-    def _block_bytes(self, block: Mapping[str, np.ndarray], start: int, ends: Mapping[str, int]) -> int:
+    def _block_bytes(
+        self, block: Mapping[str, np.ndarray], start: int, ends: Mapping[str, int], datasets: Mapping[str, list[Any]]
+    ) -> int:
         """An upper bound of the bytes HDF5 allocates to write rows ``start:ends[path]`` of each path of ``block``."""
         total = _RESERVE_MARGIN
         for path, values in block.items():
             layout = self._layouts.get(path)
             if layout is None:
-                ds = self.f.get(path)
+                ds = datasets[path][0] if path in datasets else None
                 values = np.asarray(values)
                 dtype = ds.dtype if ds is not None else values.dtype
                 chunks = ds.chunks if ds is not None else _chunks(values.shape[1:], dtype.itemsize)
@@ -624,7 +634,7 @@ class RecordingWriter:
         try:
             if self.rows != self.committed:
                 self.commit()
-            last = int(self.f[S.EPOCH][self.committed - 1]) if self.committed else -1
+            last = self.last_epoch if self.committed else -1  # every row is committed now
             self._reserve(64 << 10)  # on a full disk the status stays 'running' (read as 'interrupted')
             self._set_status(status or "complete", last if epoch is None else epoch, message)
             self.f.flush()
@@ -1048,6 +1058,14 @@ class Recording:
         import pandas as pd
 
         return pd.DataFrame({c: cols[c] for c in order}, index=pd.Index(self._epochs, name="epoch"))
+
+    @property
+    def final_metrics(self) -> dict[str, float]:
+        """The metrics of the last committed epoch (``metrics.iloc[-1]`` without reading the others); {} if none."""
+        group = self.f.get(S.METRICS)
+        if group is None or not self.n:
+            return {}
+        return {name: float(group[name][self.n - 1]) for name in group}
 
     def norms(self, kind: str = "gradient") -> pd.DataFrame:
         """Per-parameter gradient or update L2 norms: rows epochs, columns parameter names."""

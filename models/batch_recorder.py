@@ -304,6 +304,7 @@ class BatchRecorder:
             "states": {r: [S.optimizer_state(STATE_KEYS[key]) for key in keys[r]] for r in self._rows},
             "layers": big,
             "polar": b.x.detach().cpu().numpy() if any(source == "polar" for _, source, _ in big) else None,
+            "checkpoint": {r: self._checkpoint_shapes(run, r) for r in self._rows},
         }
         self._link = start_writer(spec, n_chunks, kind=self.writer)
         self._pool = [_Chunk(c, self._link.pool.views(c), b.optimizers) for c in range(n_chunks)]
@@ -437,6 +438,15 @@ class BatchRecorder:
             ckpt["rng"] = run.generators[r].get_state().numpy().copy()
         return ckpt
 
+    def _checkpoint_shapes(self, run: Any, r: int) -> dict[str, tuple[tuple[int, ...], Any]]:
+        """The (shape, dtype) of each array of member ``r``'s checkpoints (see :meth:`_checkpoint`)."""
+        shapes: dict[str, tuple[tuple[int, ...], Any]] = {"epoch": ((), np.int64)}
+        shapes.update({f"optimizer.{key}": ((self._n_params,), np.float32) for key in self._keys[r]})
+        shapes["optimizer.step"] = ((len(self._slots),), np.float64)
+        if not self._full_batch:
+            shapes["rng"] = (tuple(run.generators[r].get_state().shape), np.uint8)
+        return shapes
+
     def _handoff(self, checkpoints: dict[int, dict[str, Any]], *, commit: bool = True) -> None:
         """Hand the filled chunks (and the statuses of members that ended) to the writer.
 
@@ -526,7 +536,7 @@ class BatchRecorder:
                 pass
             self._pool, self._chunks, self._lent = [], [], None
             assert self._link is not None
-            self._link.join(timeout=60)
+            self._link.release()  # every file is closed: the writer's exit need not be waited for
         self._raise_if_failed()
 
     def __enter__(self) -> BatchRecorder:

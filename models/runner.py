@@ -98,14 +98,13 @@ def _recording_state(path: str) -> tuple[str, dict[str, Any] | None, bool]:
     """(status, final metrics or None, whether it holds a checkpoint to resume from) of a recording."""
     with open_recording(path) as rec:
         status = rec.status
-        metrics = rec.metrics
+        last = rec.final_metrics
         final = None
-        if len(metrics):
-            last = metrics.iloc[-1]
+        if last:
             final = {
                 "loss": _finite(last.get("loss", np.nan)),
                 "accuracy": _finite(last.get("accuracy", np.nan)),
-                "epochs": int(metrics.index[-1]),
+                "epochs": rec.last_epoch,
             }
         resumable = status not in FINISHED and int(rec.checkpoint().get("epoch", -1)) >= 0
     return status, final, resumable

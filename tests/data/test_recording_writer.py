@@ -141,3 +141,20 @@ def test_a_recording_started_from_a_template_is_the_recording_built_alone(tmp_pa
         with h5py.File(tmp_path / f"{name}.h5", "r") as f:
             assert f.attrs["config"] == f'{{"seed": "{name}"}}' and f.attrs["status"] == "complete"
             assert f[S.layer("hidden1")].dims[0][0] == f[S.EPOCH]
+
+
+def test_final_metrics_are_the_last_committed_row(tmp_path):
+    from data.recording import open_recording
+
+    writer = RecordingWriter(tmp_path / "run.h5", config={})
+    losses = np.linspace(1.0, 0.1, 30)
+    writer.append({S.EPOCH: np.arange(30), S.metric("loss"): losses, S.metric("accuracy"): losses / 2})
+    writer.commit()
+    writer.append({S.EPOCH: np.arange(30, 35), S.metric("loss"): np.zeros(5), S.metric("accuracy"): np.zeros(5)})
+    with open_recording(tmp_path / "run.h5") as rec:  # the 5 uncommitted rows are not seen
+        assert rec.final_metrics == rec.metrics.iloc[-1].to_dict() == {"loss": 0.1, "accuracy": 0.05}
+    writer.close("complete")
+    empty = RecordingWriter(tmp_path / "empty.h5", config={})
+    empty.close("interrupted")
+    with open_recording(tmp_path / "empty.h5") as rec:
+        assert rec.final_metrics == {} and len(rec.metrics) == 0
