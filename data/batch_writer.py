@@ -29,6 +29,7 @@ closes its files as interrupted.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import mmap
 import os
@@ -121,12 +122,6 @@ class ChunkPool:
             self._map = mmap.mmap(fd, nbytes)
             self.buffer = np.frombuffer(self._map, np.float32)
         self._views = [self._chunk_views(c) for c in range(self.n)]
-
-    @classmethod
-    def shared(cls, spec: Mapping[str, Any], n: int) -> ChunkPool:
-        """A pool in shared memory, whose ``fd`` a writer process can map."""
-        layout, size = chunk_layout(spec)
-        return cls(spec, n, _shared_fd(max(4 * n * size, 1)))
 
     def _chunk_views(self, c: int) -> dict[str, np.ndarray]:
         base = c * self.chunk_size
@@ -412,12 +407,14 @@ def _next_blocks(first: Mapping[str, Any], link: Any, pending: list, hold: int) 
     return blocks
 
 
-def serve(link: Any, pool: ChunkPool) -> None:
+def serve(link: Any, pool_fd: int | None = None) -> None:
     """The writer's loop: take messages from ``link`` until ``close`` (or the link closes), answer on it.
 
     ``link`` has ``send(obj)``, ``recv()`` and ``poll()`` (a ``multiprocessing.connection.Connection``,
-    or :class:`_QueueEnd` in a thread).
+    or :class:`_QueueEnd` in a thread).  The ``pool`` message brings the chunk pool: its spec and
+    size, mapped from ``pool_fd`` (a process), or the pool itself (a thread).
     """
+    pool: ChunkPool | None = None
     writer: BatchWriter | None = None
     error: str | None = None
     pending: list[tuple[str, Any]] = []
@@ -431,9 +428,13 @@ def serve(link: Any, pool: ChunkPool) -> None:
                 writer.close("interrupted", message="the training process ended without closing the recording")
             return
         try:
-            if kind == "open":
+            if kind == "pool":
+                pool = payload if isinstance(payload, ChunkPool) else ChunkPool(*payload, fd=pool_fd)
+            elif kind == "open":
+                assert pool is not None
                 writer = BatchWriter(pool, payload)
             elif kind == "block":
+                assert pool is not None
                 blocks = _next_blocks(payload, link, pending, pool.n - 2)
                 try:
                     if error is None and writer is not None:
@@ -441,9 +442,9 @@ def serve(link: Any, pool: ChunkPool) -> None:
                 finally:
                     if not _reply(link, ("free", [c for b in blocks for c, _ in b["chunks"]])):
                         pending.insert(0, ("eof", None))
-            elif kind == "close":
-                if writer is not None and error is not None:
-                    writer.close("failed", message=error)
+            elif kind == "close":  # files still open (none, when the training side closed them): end them
+                if writer is not None:
+                    writer.close("failed" if error else "interrupted", message=error or "")
                 _reply(link, ("closed", error))
                 return
         except Exception as exc:  # noqa: BLE001 - reported to the training side, which raises it
@@ -482,16 +483,31 @@ class WriterLink:
 
     Attributes
     ----------
-    pool : ChunkPool
-        The chunks, mapped in this process too.
+    pool : ChunkPool or None
+        The chunks, mapped in this process too (None until :meth:`open_pool`).
     kind : {'process', 'thread'}
     """
 
-    def __init__(self, pool: ChunkPool, end: Any, kind: str, worker: Any) -> None:
-        self.pool = pool
+    def __init__(self, end: Any, kind: str, worker: Any, pool_fd: int | None = None) -> None:
+        self.pool: ChunkPool | None = None
         self.kind = kind
         self._end = end
         self._worker = worker
+        self._pool_fd = pool_fd
+
+    def open_pool(self, spec: Mapping[str, Any], n_chunks: int) -> ChunkPool:
+        """Make the pool of ``n_chunks`` chunks of ``spec`` (see :func:`chunk_layout`) and hand it to the writer."""
+        if self.kind == "process":
+            assert self._pool_fd is not None
+            layout, size = chunk_layout(spec)
+            os.ftruncate(self._pool_fd, max(4 * n_chunks * size, 1))
+            self.pool = ChunkPool(spec, n_chunks, fd=self._pool_fd)
+            self._pool_fd = None  # the pool owns it now
+            self.send("pool", (dict(spec), n_chunks))
+        else:
+            self.pool = ChunkPool(spec, n_chunks)
+            self.send("pool", self.pool)
+        return self.pool
 
     def send(self, kind: str, payload: Any = None) -> None:
         """Send one message; OSError (a broken pipe) if the writer is gone."""
@@ -524,16 +540,21 @@ class WriterLink:
             self._end.close()
         else:
             self._worker.join(timeout)
-        self.pool.close()
+        if self.pool is not None:
+            self.pool.close()
+        elif self._pool_fd is not None:
+            os.close(self._pool_fd)
+            self._pool_fd = None
 
 
-def start_writer(spec: Mapping[str, Any], n_chunks: int, *, kind: str = "process") -> WriterLink:
-    """Start a writer for a pool of ``n_chunks`` chunks of ``spec`` (see :func:`chunk_layout`).
+def start_writer(*, kind: str = "process") -> WriterLink:
+    """Start a writer; its pool comes later (:meth:`WriterLink.open_pool`), once the batch's shapes are known.
+
+    A writer process takes ~0.2 s to start (an interpreter importing numpy and h5py): started
+    before the batch is built, it is ready sooner, and training fills fewer chunks meanwhile.
 
     Parameters
     ----------
-    spec : dict
-    n_chunks : int
     kind : {'process', 'thread'}
         'process' (the default) needs POSIX file descriptors passed to a child; elsewhere the
         writer runs in a thread.
@@ -541,41 +562,37 @@ def start_writer(spec: Mapping[str, Any], n_chunks: int, *, kind: str = "process
     if kind == "process" and os.name == "posix":
         import socket
 
-        pool = ChunkPool.shared(spec, n_chunks)
+        pool_fd = _shared_fd(0)  # sized by open_pool
         ours, theirs = socket.socketpair()
+        # room for the messages sent while the writer still starts up (the open message, the first
+        # blocks: ~0.5 MB), so that training does not wait for it (capped by net.core.wmem_max)
+        with contextlib.suppress(OSError):
+            ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8 << 20)
         root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
-        args = [sys.executable, "-m", "data.batch_writer", str(theirs.fileno()), str(pool.fd), str(n_chunks)]
-        proc = subprocess.Popen(
-            args,
-            pass_fds=(theirs.fileno(), pool.fd),
-            env=env,
-            stdin=subprocess.DEVNULL,
-            start_new_session=False,
-        )
-        theirs.close()
-        end = Connection(ours.detach())
-        end.send(spec)
-        return WriterLink(pool, end, "process", proc)
-    pool = ChunkPool(spec, n_chunks)
+        args = [sys.executable, "-m", "data.batch_writer", str(theirs.fileno()), str(pool_fd)]
+        try:
+            proc = subprocess.Popen(args, pass_fds=(theirs.fileno(), pool_fd), env=env, stdin=subprocess.DEVNULL)
+        except BaseException:
+            os.close(pool_fd)
+            raise
+        finally:
+            theirs.close()
+        return WriterLink(Connection(ours.detach()), "process", proc, pool_fd)
     to_writer: queue.SimpleQueue = queue.SimpleQueue()
     to_trainer: queue.SimpleQueue = queue.SimpleQueue()
-    thread = threading.Thread(
-        target=serve, args=(_QueueEnd(to_writer, to_trainer), pool), name="hud-batch-writer", daemon=True
-    )
+    end = _QueueEnd(to_writer, to_trainer)
+    thread = threading.Thread(target=serve, args=(end,), name="hud-batch-writer", daemon=True)
     thread.start()
-    return WriterLink(pool, _QueueEnd(to_trainer, to_writer), "thread", thread)
+    return WriterLink(_QueueEnd(to_trainer, to_writer), "thread", thread)
 
 
 def _main(argv: Sequence[str]) -> None:
-    """The writer process: ``python -m data.batch_writer LINK_FD POOL_FD N_CHUNKS``."""
+    """The writer process: ``python -m data.batch_writer LINK_FD POOL_FD``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the training side, which closes us
-    link_fd, pool_fd, n_chunks = (int(a) for a in argv[:3])
-    link = Connection(link_fd)
-    spec = link.recv()
-    pool = ChunkPool(spec, n_chunks, fd=pool_fd)
-    serve(link, pool)
+    link_fd, pool_fd = (int(a) for a in argv[:2])
+    serve(Connection(link_fd), pool_fd)
     # every file is closed (and the training side told so): leave without tearing the interpreter down
     # (~0.15 s of module and h5py cleanup)
     sys.stdout.flush()

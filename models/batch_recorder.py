@@ -39,6 +39,7 @@ from __future__ import annotations
 import math
 import os
 import time
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -47,7 +48,7 @@ import numpy as np
 import torch
 
 from data import schema as S
-from data.batch_writer import WriterLink, start_writer
+from data.batch_writer import start_writer
 from data.errors import ParameterError, RecordingError, check_choice, check_number
 from data.recording import chunk_rows
 
@@ -83,6 +84,15 @@ class _Chunk:
         state = self.views["state"]
         self.states = [(state[:, j, opt.rows], opt, key) for opt in optimizers for j, key in enumerate(opt.state_keys)]
         self.used = 0
+
+
+def _stop_writer(link: Any) -> None:
+    """Tell the writer of a recorder that was never closed to stop (it closes any file it opened)."""
+    try:
+        link.send("close")
+    except OSError:
+        pass
+    link.release()
 
 
 class BatchRecorder:
@@ -188,7 +198,6 @@ class BatchRecorder:
         self.error: str | None = None  # what stopped the writer
         self._reported = False
         self._started = False
-        self._link: WriterLink | None = None
         self._pool: list[_Chunk] = []  # every chunk of the pool
         self._free: list[int] = []  # chunks not in use, the most recently freed last (reused first: warm memory)
         self._chunks: list[_Chunk] = []  # chunks filled since the last handoff; the last one may have room
@@ -201,6 +210,9 @@ class BatchRecorder:
         self._snap: tuple[int, np.ndarray] | None = None
         self._appended = False  # chunks handed off since the last commit, not committed yet
         self._block_start = 0.0
+        # the writer starts now (a process takes ~0.2 s to be ready) and gets its pool at epoch 0
+        self._link = start_writer(kind=self.writer)
+        self._finalizer = weakref.finalize(self, _stop_writer, self._link)  # a recorder dropped unclosed
 
     def _sources(self, net: torch.nn.Module) -> list[tuple[str, str, str]]:
         """(schema path, source, kind) of each recorded hidden layer; source is a key of layer_outputs or 'polar'."""
@@ -306,8 +318,8 @@ class BatchRecorder:
             "polar": b.x.detach().cpu().numpy() if any(source == "polar" for _, source, _ in big) else None,
             "checkpoint": {r: self._checkpoint_shapes(run, r) for r in self._rows},
         }
-        self._link = start_writer(spec, n_chunks, kind=self.writer)
-        self._pool = [_Chunk(c, self._link.pool.views(c), b.optimizers) for c in range(n_chunks)]
+        pool = self._link.open_pool(spec, n_chunks)
+        self._pool = [_Chunk(c, pool.views(c), b.optimizers) for c in range(n_chunks)]
         self._n_chunks = n_chunks
         self._free = list(range(n_chunks))[::-1]
         self._started = True
@@ -479,7 +491,6 @@ class BatchRecorder:
     # ------------------------------------------------------------------ talking to the writer
 
     def _send(self, kind: str, payload: Any = None) -> None:
-        assert self._link is not None
         try:
             self._link.send(kind, payload)
         except OSError as exc:
@@ -487,7 +498,6 @@ class BatchRecorder:
 
     def _receive(self, *, wait: bool) -> bool:
         """Take the writer's messages (freed chunks, errors); wait for one if ``wait``.  False once it has closed."""
-        assert self._link is not None
         while wait or self._link.poll():
             wait = False
             try:
@@ -522,10 +532,8 @@ class BatchRecorder:
         if self.closed:
             return
         self.closed = True
-        if not self._started:
-            return
         try:
-            if self.error is None:
+            if self.error is None and self._started:
                 for r in self._rows:
                     if r not in self._ended:
                         self._closing.append((r, status, None, message))
@@ -535,7 +543,7 @@ class BatchRecorder:
             while self._receive(wait=True):
                 pass
             self._pool, self._chunks, self._lent = [], [], None
-            assert self._link is not None
+            self._finalizer.detach()
             self._link.release()  # every file is closed: the writer's exit need not be waited for
         self._raise_if_failed()
 

@@ -356,10 +356,10 @@ def execute_job(
     progress = _Progress(label, report, should_stop)
     error = ""
     try:
-        task = _build_task(first.task)
-        config = NetworkConfig.from_dict(first.network)
         rec = first.record
         if job["kind"] == "single":
+            task = _build_task(first.task)
+            config = NetworkConfig.from_dict(first.network)
             recorder = Recorder(
                 os.path.join(folder, first.file),
                 layers=rec["layers"],
@@ -380,8 +380,9 @@ def execute_job(
                 schedule=rec["schedule"],
                 preactivation=rec["preactivation"],
                 overwrite=mode == "overwrite",
-            ) as recorder:
-
+            ) as recorder:  # its writer process starts up while the task is built
+                task = _build_task(first.task)
+                config = NetworkConfig.from_dict(first.network)
                 train_batched(
                     config,
                     task,

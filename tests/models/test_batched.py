@@ -389,10 +389,11 @@ def test_the_hand_written_gradient_is_autograds(config, task_name, losses):
     penalty = sum(0.5 * lam * (w[:, s.start : s.stop] ** 2).sum(1) for s in b.slots if len(s.shape) >= 2)
     (want,) = torch.autograd.grad((b.data_losses(logits, b.tT) + penalty).sum(), w)
     with torch.no_grad():
-        data, got_logits, outputs = b.gradient(b.xT, b.tT, keep=True)
+        data, got_logits, outputs, z = b.gradient(b.xT, b.tT, keep=True)
     torch.testing.assert_close(b.grad, want, rtol=1e-5, atol=1e-7)
     torch.testing.assert_close(got_logits, logits.detach())
     torch.testing.assert_close(data, b.data_losses(logits, b.tT).detach())
+    assert torch.equal(z, b.activations(got_logits))
     assert set(outputs) == {f"hidden{k + 1}{x}" for k in range(len(config.hidden)) for x in ("", ".linear")} | {
         "output"
     }
@@ -425,12 +426,11 @@ def test_the_forward_pass_writes_its_outputs_where_it_is_told(config, task_name,
     specs = [MemberSpec(loss=loss, optimizer="sgd", seed=seed) for loss in losses for seed in (0, 1)]
     b = _Batch(config, task, _resolve_members(specs, task, []), torch.device("cpu"))
     with torch.no_grad():
-        _, logits, want = b.gradient(b.xT, b.tT, keep=True)
-        want["z"] = b.activations(logits)
+        _, logits, want, want["z"] = b.gradient(b.xT, b.tT, keep=True)
         grad = b.grad.clone()
         out = {name: torch.full_like(t, 7.0) for name, t in want.items()}
-        _, got_logits, got = b.gradient(b.xT, b.tT, out=out)
-        b.activations(got_logits, out["z"])
+        _, got_logits, got, z = b.gradient(b.xT, b.tT, out=out)
+        assert z.data_ptr() == out["z"].data_ptr()
     assert torch.equal(b.grad, grad)  # the same backward pass
     for name, t in want.items():
         assert torch.equal(out[name], t), name  # bit for bit: the same operations, another destination
