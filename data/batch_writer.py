@@ -138,6 +138,27 @@ class ChunkPool:
     def nbytes(self) -> int:
         return 4 * self.chunk_size
 
+    def prefault(self, order: Sequence[int]) -> threading.Thread | None:
+        """Map the pool's pages in the background, chunk after chunk in ``order`` (shared pools only).
+
+        Writing a page of fresh shared memory for the first time costs a page fault (3.3 us a
+        4 KB page here, ~0.2 s for a 240 MB pool, and shared memory gets no huge pages); a
+        thread reading one float per page ahead of training takes those faults instead (reads:
+        they never change what training may already have written), on the other core.
+        """
+        if self._map is None:
+            return None
+
+        def touch() -> None:
+            with contextlib.suppress(Exception):  # the pool was closed meanwhile
+                for c in order:
+                    chunk = self.buffer[c * self.chunk_size : (c + 1) * self.chunk_size]
+                    float(chunk[::1024].sum())  # one read a page; numpy gives the GIL up meanwhile
+
+        thread = threading.Thread(target=touch, name="hud-pool-prefault", daemon=True)
+        thread.start()
+        return thread
+
     def close(self) -> None:
         """Release the mapping (views must not be used afterwards)."""
         self._views = []

@@ -320,6 +320,7 @@ class BatchRecorder:
         }
         pool = self._link.open_pool(spec, n_chunks)
         self._pool = [_Chunk(c, pool.views(c), b.optimizers) for c in range(n_chunks)]
+        pool.prefault(range(n_chunks))  # in the order the chunks are first taken
         self._n_chunks = n_chunks
         self._free = list(range(n_chunks))[::-1]
         self._started = True

@@ -337,3 +337,38 @@ def test_load_network_rebuilds_the_network_at_an_epoch(spirals_run):
         torch.testing.assert_close(net(x), result.network(x))
         net0 = load_network(rec, 0)
         torch.testing.assert_close(net0(x), build_network(NetworkConfig(2, 1, (6, 5)), seed=0)(x))
+
+
+@pytest.mark.parametrize("preactivation", [False, True])
+def test_a_file_started_from_the_cached_template_equals_one_built_alone(tmp_path, monkeypatch, preactivation):
+    """Under train() a Recorder's file is a copy of a cached template; the same run without it is identical."""
+    import data.recording as R
+
+    def run(name):
+        path = tmp_path / name
+        kwargs = {"loss": "sse", "optimizer": "momentum", "lr": 0.1, "epochs": 12, "seed": 3}
+        train(
+            NetworkConfig(2, 1, (4, 3)),
+            load_task("xor"),
+            **kwargs,
+            callbacks=[Recorder(path, verbose=False, preactivation=preactivation)],
+        )
+        datasets = {}
+        with h5py.File(path, "r") as f:
+            f.visititems(lambda n, o: datasets.__setitem__(n, o) if isinstance(o, h5py.Dataset) else None)
+            return {
+                n: (d.shape, d.dtype, d.chunks, [x.label for x in d.dims], d[()])
+                for n, d in ((n, f[n]) for n in datasets)
+                if not n.startswith("checkpoint") and n != "metrics/time"
+            }
+
+    templated = run("a.h5")
+    assert R._TEMPLATES  # the template was made (and cached)
+    templated_again = run("b.h5")  # from the cached copy
+    monkeypatch.setattr(R.RecordingTemplate, "cached", classmethod(lambda cls, **kw: None))
+    alone = run("c.h5")  # every dataset made at the first block, as a hand-written loop does
+    for other in (templated, templated_again):
+        assert sorted(other) == sorted(alone)
+        for name, (shape, dtype, chunks, labels, values) in alone.items():
+            assert other[name][:4] == (shape, dtype, chunks, labels), name
+            np.testing.assert_array_equal(other[name][4], values, err_msg=name)
