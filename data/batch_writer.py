@@ -52,7 +52,7 @@ from .recording import RecordingTemplate, RecordingWriter
 __all__ = ["ChunkPool", "BatchWriter", "WriterLink", "start_writer", "chunk_layout"]
 
 _SMALL_ROWS = 256  # a member's small datasets are written at least every this many rows (less left for the end)
-_MERGE_ROWS = 128  # the writer appends at least this many rows at a time, where the pool allows
+_MERGE_ROWS = 64  # the writer appends at least this many rows at a time, where the pool allows
 _ALIGN = 16  # floats: every buffer of a chunk starts on a 64-byte boundary
 
 
