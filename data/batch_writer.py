@@ -315,13 +315,29 @@ class BatchWriter:
             parts = [views[name][:used] for views, used in chunks]
             return np.concatenate(parts) if len(parts) > 1 else parts[0].copy()
 
-        return {
-            "params": rows("params"),
+        params = rows("params")
+        out = {
+            "params": params,
             "gradient": self._norms(rows("grads")),
             "state": self._norms(rows("state")),
             "values": np.asarray(block["values"], np.float64),  # (row, 3, member)
             "times": np.asarray(block["times"], np.float64),
         }
+        # update norms of every member at once, for the members that want every row of the block
+        epochs = np.asarray(block["epochs"], np.int64)
+        prev = np.full_like(params, np.nan)
+        follows = np.zeros(len(epochs), bool)
+        follows[1:] = epochs[1:] == epochs[:-1] + 1
+        prev[1:][follows[1:]] = params[:-1][follows[1:]]
+        for i in np.flatnonzero(~follows):
+            if int(i) in block["prevs"]:
+                prev[i] = block["prevs"][int(i)]
+        if not follows[0] and 0 not in block["prevs"]:
+            for r, (epoch, weights) in self._last.items():
+                if epoch == epochs[0] - 1:
+                    prev[0, r] = weights
+        out["update"] = self._norms(params - prev)  # (row, member, tensor)
+        return out
 
     def _small_rows(
         self, r: int, small: Mapping[str, np.ndarray], prevs: Mapping[int, np.ndarray], sel: np.ndarray, ep: np.ndarray
@@ -335,7 +351,11 @@ class BatchWriter:
         out[S.norm("gradient")] = small["gradient"][sel, r]
         for j, path in enumerate(self.states[r]):
             out[path] = small["state"][sel, j, r]
-        out[S.norm("update")] = self._norms(params - self._previous(r, ep, params, [prevs.get(int(i)) for i in sel]))
+        if k == len(small["params"]):  # every row of the block: computed for every member at once
+            out[S.norm("update")] = small["update"][:, r]
+        else:
+            prev = self._previous(r, ep, params, [prevs.get(int(i)) for i in sel])
+            out[S.norm("update")] = self._norms(params - prev)
         values = small["values"][sel, :, r]  # (epoch, 3): loss, penalty, accuracy
         out[S.metric("loss")], out[S.metric("penalty")], out[S.metric("accuracy")] = values.T.copy()
         out[S.metric("total")] = values[:, 0] + values[:, 1]

@@ -308,6 +308,8 @@ class RecordingTemplate:
             scales = _scales(f)
             for path, (row_shape, dtype) in (datasets or {}).items():
                 _create_dataset(f, path, tuple(row_shape), dtype, 0, compression, scales)
+            #: every epoch-indexed dataset of a new file, with its row shape
+            self.datasets = {S.EPOCH: (), **{path: tuple(shape) for path, (shape, _) in (datasets or {}).items()}}
             for key, (shape, dtype) in (checkpoint or {}).items():
                 for slot in (0, 1):
                     f.create_dataset(S.checkpoint(slot, key), shape=tuple(shape), dtype=dtype)
@@ -477,6 +479,7 @@ class RecordingWriter:
         self.rows = 0
         self.committed = 0
         self.last_epoch = -1
+        self._known = template.datasets if template is not None else None  # no need to search the new file
 
     # -- resume --------------------------------------------------------------------
 
@@ -518,6 +521,7 @@ class RecordingWriter:
         for path in self._epoch_paths():  # ...then the rows it no longer claims
             self.f[path].resize(keep, axis=0)
         self.__dict__.pop("_open_datasets", None)  # their lengths changed
+        self._known = None
         self.f.flush()
         self.rows = self.committed = keep
         self.last_epoch = int(epoch)
@@ -677,6 +681,11 @@ class RecordingWriter:
         up costs more than writing a block)."""
         if not hasattr(self, "_open_datasets"):
             self._open_datasets = {}
+            known = getattr(self, "_known", None)
+            if known is not None:  # a new file from a template: every dataset is empty, its row shape known
+                for path, tail in known.items():  # the low-level open: half the cost of f[path]
+                    self._open_datasets[path] = [h5py.Dataset(h5py.h5d.open(self.f.id, path.encode())), tail, 0]
+                return self._open_datasets
             for path in self._epoch_paths():
                 ds = self.f[path]
                 self._open_datasets[path] = [ds, ds.shape[1:], ds.shape[0]]
