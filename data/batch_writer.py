@@ -272,8 +272,7 @@ class BatchWriter:
                     self._write_small(r)
             if r in closing or block["commit"] and (writer.rows != writer.committed or r in checkpoints):
                 self._write_small(r)
-                if block["commit"]:
-                    writer.commit(checkpoints.get(r))
+                writer.commit(checkpoints.get(r))  # a member that ends: its last rows and checkpoint
             if r in closing:
                 status, epoch, message = closing[r]
                 del self.writers[r]

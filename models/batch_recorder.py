@@ -359,7 +359,8 @@ class BatchRecorder:
             return
         full = bool(self._chunks) and self._chunks[-1].used == self._rows_per_chunk
         due = time.perf_counter() - self._block_start >= self.commit_every
-        if (self._meta or self._appended) and (full or due):
+        # members that ended go to the writer at once: their files are finished while training goes on
+        if (self._meta or self._appended) and (full or due) or self._closing:
             if due:  # commit every file, with each running member's checkpoint at this epoch
                 alive = want if running is None else want & running
                 ckpts = {int(r): self._checkpoint(run, int(r), epoch) for r in np.flatnonzero(alive)}
@@ -464,12 +465,11 @@ class BatchRecorder:
         """Hand the filled chunks (and the statuses of members that ended) to the writer.
 
         ``commit``: the writer commits every file after appending the rows; else it only
-        appends them (committed with a later handoff, at most ``commit_every`` seconds later).
+        appends them (committed with a later handoff, at most ``commit_every`` seconds later),
+        but for the files of members that ended, which it commits and closes.
         """
         if not self._meta and not self._closing and not (commit and self._appended):
             return
-        if self._closing or self._final_ckpts:
-            commit = True
         meta, m = self._meta, len(self._recorded)
         block = {
             "chunks": [(c.index, c.used) for c in self._chunks],
@@ -478,12 +478,12 @@ class BatchRecorder:
             "values": np.stack([mt.values for mt in meta]) if meta else np.zeros((0, 3, m), np.float32),
             "times": np.array([mt.time for mt in meta], np.float64),
             "prevs": {i: mt.prev for i, mt in enumerate(meta) if mt.prev is not None},
-            "checkpoints": {**checkpoints, **self._final_ckpts},
+            "checkpoints": {**checkpoints, **self._final_ckpts},  # members that end commit theirs anyway
             "closing": self._closing,
             "commit": commit,
         }
         self._chunks, self._meta, self._closing, self._final_ckpts = [], [], [], {}
-        self._appended = not commit
+        self._appended = (self._appended or bool(meta)) and not commit
         self._lent = None
         self._send("block", block)
         self._receive(wait=False)
