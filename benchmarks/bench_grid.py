@@ -9,7 +9,8 @@ are the result; the machine may be shared):
 
 1. sequential: ``for run in grid: train(..., callbacks=[Recorder(path)])``;
 2. batched runner, in this process: ``run_experiment(..., workers=1)`` (one batch of 32 members,
-   recorded by ``BatchRecorder``);
+   recorded by ``BatchRecorder`` and its writer process), ``--repeats`` times, first of all (the
+   median counts: one run takes a few seconds, and this machine's speed drifts by 10-30 %);
 3. process-parallel, not batched: ``run_experiment(..., workers=N, batched=False)``;
 4. where the time goes: ``train_batched`` of the 32 members without recording.
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -95,9 +97,15 @@ def _plain_batched(exp: Experiment) -> float:
 
 
 def main(
-    epochs: int = 2000, seeds: int = 8, workers: int | None = None, sequential: bool = True, schedule: str = "every"
+    epochs: int = 2000,
+    seeds: int = 8,
+    workers: int | None = None,
+    sequential: bool = True,
+    schedule: str = "every",
+    repeats: int = 3,
 ) -> dict:
-    """Run every variant once; print the times and the ratios to the sequential loop; return the times."""
+    """Run every variant (the batched runner ``repeats`` times: its median); print the times and the
+    ratios to the sequential loop; return the times."""
     torch.set_num_threads(1)
     workers = workers or os.cpu_count() or 1
     exp = experiment(epochs, seeds, schedule)
@@ -110,8 +118,12 @@ def main(
     )
     try:
         exp.runs()[0].load_task()  # build the task before timing
-        times["batched runner, in process"] = _runner(exp, os.path.join(tmp, "batched"), workers=1)
-        size = _size(os.path.join(tmp, "batched"))
+        runs = []
+        for i in range(repeats):  # a few seconds each: the median tames this shared machine's noise
+            runs.append(_runner(exp, os.path.join(tmp, f"batched{i}"), workers=1))
+            size = _size(os.path.join(tmp, f"batched{i}"))
+            shutil.rmtree(os.path.join(tmp, f"batched{i}"))
+        times["batched runner, in process"] = statistics.median(runs)
         times[f"train() + Recorder, {workers} processes"] = _runner(
             exp, os.path.join(tmp, "parallel"), workers=workers, batched=False
         )
@@ -127,6 +139,7 @@ def main(
         print(f"{name:<40} {seconds:9.2f} {n * epochs / seconds:13.0f} {ratio:>14}")
     recorded = times["batched runner, in process"]
     plain = times["train_batched, no recording"]
+    print(f"batched runner, each run: {', '.join(f'{t:.2f}' for t in runs)} s (median above)")
     print(
         f"recordings: {format_bytes(size)} in all; in the batched runner, training takes {plain:.2f} s of "
         f"{recorded:.2f} s ({100 * plain / recorded:.0f} %), recording (copies, HDF5 writes, file creation) the rest"
@@ -141,5 +154,13 @@ if __name__ == "__main__":
     parser.add_argument("--workers", type=int, default=None, help="worker processes (default: every core)")
     parser.add_argument("--no-sequential", action="store_true", help="skip the (slow) sequential loop")
     parser.add_argument("--schedule", default="every", help="recorded epochs: every (default), log, course, k")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of the batched runner (its median counts)")
     args = parser.parse_args()
-    main(args.epochs, args.seeds, args.workers, sequential=not args.no_sequential, schedule=args.schedule)
+    main(
+        args.epochs,
+        args.seeds,
+        args.workers,
+        sequential=not args.no_sequential,
+        schedule=args.schedule,
+        repeats=args.repeats,
+    )
