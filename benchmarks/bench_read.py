@@ -11,7 +11,9 @@ layers) with hud's RecordingWriter, then reads one layer at three epochs through
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -37,7 +39,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--units", type=int, default=64)
     args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
-    path = os.path.join(tempfile.mkdtemp(prefix="hud-read-"), "big.h5")
+    folder = tempfile.mkdtemp(prefix="hud-read-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)  # 512 MB by default
+    path = os.path.join(folder, "big.h5")
     probe = Probe(
         rng.random((args.samples, 2), dtype=np.float32),
         np.zeros((args.samples, 1), np.float32),

@@ -14,7 +14,9 @@ Each variant runs ``--repeats`` times, interleaved; the ratio of the medians is 
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -29,6 +31,13 @@ from data import load_task  # noqa: E402
 from data.tasks import Task, _make  # noqa: E402
 from models import NetworkConfig, train  # noqa: E402
 from models.recorder import Recorder  # noqa: E402
+
+
+def _tmp() -> str:
+    """A temporary folder for the recordings, removed when the benchmark ends."""
+    tmp = tempfile.mkdtemp(prefix="hud-bench-")
+    atexit.register(shutil.rmtree, tmp, ignore_errors=True)
+    return tmp
 
 
 def _time(fn) -> tuple[float, float]:
@@ -78,7 +87,7 @@ def _report(times: dict[str, list[tuple[float, float]]], per: str, n: int) -> No
 def bench_spirals(args: argparse.Namespace) -> None:
     task = load_task("spirals")
     cfg = NetworkConfig(2, 1, (10, 10), activation="tanh")
-    tmp = tempfile.mkdtemp(prefix="hud-bench-")
+    tmp = _tmp()
 
     def run(**rec_kwargs):
         def go():
@@ -118,7 +127,7 @@ def bench_mnist(args: argparse.Namespace) -> None:
     task = _mnist_like(60_000, 0)
     probe = _mnist_like(10_000, 1).probe
     cfg = NetworkConfig(784, 10, (256, 128), activation="relu")
-    tmp = tempfile.mkdtemp(prefix="hud-bench-")
+    tmp = _tmp()
 
     def run(record: bool, **kw):
         def go():

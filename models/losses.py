@@ -60,6 +60,29 @@ class Loss:
             return torch.softmax(logits, dim=-1)
         return logits
 
+    def activation_numpy(self, logits: np.ndarray) -> np.ndarray:
+        """:meth:`activation` in numpy (to within a float32 rounding), for a recorder's writer thread.
+
+        A torch operation there would start an OpenMP team of its own beside training's: with
+        torch using every core, that slowed training down by a fifth.
+
+        Parameters
+        ----------
+        logits : ndarray of shape (..., n_outputs)
+
+        Returns
+        -------
+        ndarray of logits' shape and dtype (a new array)
+        """
+        x = np.asarray(logits)
+        if self.output == "sigmoid":
+            e = np.exp(-np.abs(x))  # never overflows
+            return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+        if self.output == "softmax":
+            e = np.exp(x - x.max(axis=-1, keepdims=True))
+            return (e / e.sum(axis=-1, keepdims=True)).astype(x.dtype, copy=False)
+        return x.copy()
+
     def data_loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """The data term: summed over output units, averaged over samples.
 

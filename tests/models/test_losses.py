@@ -103,3 +103,21 @@ def test_bad_losses(kwargs, fragment):
     name = kwargs.pop("name")
     with pytest.raises(ParameterError, match=fragment):
         get_loss(name, **kwargs)
+
+
+@pytest.mark.parametrize("name", ["sse", "bce", "softmax"])
+def test_the_numpy_activation_is_torchs_to_float32_rounding(name):
+    """``Loss.activation_numpy`` (a recorder's writer thread) against ``Loss.activation``, extremes included."""
+    import warnings
+
+    loss = get_loss(name)
+    logits = np.random.default_rng(0).normal(0, 30, (5, 7, 3)).astype(np.float32)
+    logits[0, 0] = [-1e4, 0.0, 1e4]  # no overflow in exp, whatever the sign
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = loss.activation_numpy(logits)
+    want = loss.activation(torch.from_numpy(logits)).numpy()
+    assert got.dtype == np.float32 and got.shape == logits.shape
+    np.testing.assert_allclose(got, want, rtol=2e-6, atol=1e-7)
+    if loss.output == "softmax":
+        np.testing.assert_allclose(got.sum(-1), 1.0, rtol=1e-6)
