@@ -372,3 +372,26 @@ def test_a_file_started_from_the_cached_template_equals_one_built_alone(tmp_path
         for name, (shape, dtype, chunks, labels, values) in alone.items():
             assert other[name][:4] == (shape, dtype, chunks, labels), name
             np.testing.assert_array_equal(other[name][4], values, err_msg=name)
+
+
+def test_rows_of_a_megabyte_reuse_their_buffers_and_keep_every_epoch_exact(tmp_path):
+    """Large probe sets: the rows' buffers come back from the writer; no epoch sees another's values."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(20, 256), nn.Tanh(), nn.Linear(256, 3))
+    probe = torch.randn(1100, 20)  # 1100 x 256 floats: a 1.1 MB row
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    want = []
+    with Recorder(tmp_path / "big.h5", probe=probe, epochs=6, commit_every=0, verbose=False) as rec:
+        for epoch in range(7):
+            if epoch:
+                opt.zero_grad()
+                model(torch.randn(64, 20)).square().mean().backward()
+                opt.step()
+            with torch.no_grad():
+                want.append(torch.tanh(model[0](probe)).numpy().copy())
+            rec.record(model, epoch, metrics={"loss": float(epoch)})
+            rec.flush()  # written: its row buffer is back for the next epoch
+            assert rec._big_rows and len(rec._spare_rows) == 1  # the path under test is taken
+    with open_recording(tmp_path / "big.h5") as r:
+        got = r.activations("1", list(range(7)))
+    np.testing.assert_allclose(got, np.stack(want), rtol=1e-6, atol=1e-6)
