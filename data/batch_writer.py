@@ -14,17 +14,21 @@ Why a process: h5py holds the GIL through every HDF5 call, and a writer *thread*
 again (each torch operation of the training thread gives the GIL up and must take it back;
 measured: a loop of small torch operations ran 3.4x slower beside a thread writing HDF5,
 unchanged beside a thread doing torch copies).  The writer process shares only the pool
-(a memfd, or an unlinked file in /dev/shm, mapped by both) and a pipe of small pickled
+(a memfd, or an unlinked file in /dev/shm, mapped by both) and a socket pair of small pickled
 messages with the training process; it imports numpy and h5py, not torch (0.2 s to start,
 while training goes on).  Where a process cannot be started with the pool's file descriptor
 (Windows), the same :class:`BatchWriter` runs in a thread.
 
-Messages, training side to writer: ``("open", payload)``, ``("block", payload)``,
-``("close", None)``; writer to training side: ``("free", [chunk ids])``, ``("error", text)``,
-``("closed", text or None)``.  An error stops the writing (chunks still come back, so that
-training never waits forever) and is raised by the training side at its next call.  If the
-training process dies, the writer sees the pipe close, commits what it holds in full and
-closes its files as interrupted.
+The writer starts with the recorder (before the batch's shapes are known: its pool comes with
+the first message).  Messages, training side to writer: ``("pool", (spec, n))``,
+``("open", payload)``, ``("block", payload)``, ``("close", None)``; writer to training side:
+``("free", [chunk ids])``, ``("error", text)``, ``("closed", text or None)``.  The writer
+appends blocks in groups of at least ``_MERGE_ROWS`` rows (waiting for the next block while the
+pool leaves training two free chunks), the small datasets every ``_SMALL_ROWS`` rows, and
+commits when a block says so or a member ends.  An error stops the writing (chunks still come
+back, so that training never waits forever) and is raised by the training side at its next
+call.  If the training process dies, the writer sees the socket close, commits the blocks it
+received whole and closes its files as interrupted.
 """
 
 from __future__ import annotations
@@ -514,7 +518,7 @@ class _QueueEnd:
     def recv(self) -> Any:
         return self._in.get()
 
-    def poll(self, timeout: float = 0.0) -> bool:
+    def poll(self) -> bool:
         return not self._in.empty()
 
 

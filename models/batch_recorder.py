@@ -347,7 +347,7 @@ class BatchRecorder:
             want = live if scheduled else live & ~running
         if want is not None and want.any():
             self._capture(run, epoch, outputs, want, status)
-        if not scheduled and (epoch + 1) in self.schedule and live.any() and (running is None or running.any()):
+        if not scheduled and (epoch + 1) in self.schedule and (live if running is None else live & running).any():
             self._snap = (epoch, b.w.detach().cpu().numpy().copy())  # the update norm of the next recorded epoch
         if status is not None:
             for r in np.flatnonzero(want & ~running):  # members that end now: their last row, checkpoint, status
