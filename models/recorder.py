@@ -729,18 +729,27 @@ class Recorder(Callback):
             out[S.norm("gradient")] = norms(cols["grads"])
             for key in self._opt_keys:
                 out[S.optimizer_state(STATE_KEYS[key])] = norms(cols[f"state:{key}"])
+            # vectorised (a Python loop over a block's ~1000 rows held the GIL for milliseconds)
             prev = np.full_like(params, np.nan)
+            follows = np.zeros(k, bool)  # rows whose epoch's predecessor is the row before
+            follows[1:] = epochs[1:] == epochs[:-1] + 1
+            prev[1:][follows[1:]] = params[:-1][follows[1:]]
             last = self._written
-            for i, (epoch, _, snapshot) in enumerate(meta):
-                if i and epochs[i - 1] == epoch - 1:
-                    prev[i] = params[i - 1]
-                elif snapshot is not None:
+            for i in np.flatnonzero(~follows):
+                snapshot = meta[i][2]
+                if snapshot is not None:
                     prev[i] = snapshot.numpy()
-                elif i == 0 and last is not None and last[0] == epoch - 1:
+                elif i == 0 and last is not None and last[0] == epochs[0] - 1:
                     prev[i] = last[1]
             out[S.norm("update")] = norms(params - prev)
-            for key in dict.fromkeys(key for _, m, _ in meta for key in m):
-                out[S.metric(key)] = np.array([float(m.get(key, np.nan)) for _, m, _ in meta], np.float64)
+            keys = list(dict.fromkeys(key for _, m, _ in meta for key in m))
+            if all(len(m) == len(keys) for _, m, _ in meta):  # every epoch has every metric (train()'s)
+                table = [[float(m[key]) for key in keys] for _, m, _ in meta]
+                values = np.array(table, np.float64).reshape(k, len(keys))
+                out.update({S.metric(key): values[:, j].copy() for j, key in enumerate(keys)})
+            else:
+                for key in keys:
+                    out[S.metric(key)] = np.array([float(m.get(key, np.nan)) for _, m, _ in meta], np.float64)
             self._written = (int(epochs[-1]), params[-1].copy())
             return out, None if ckpt is None else {key: np.asarray(v) for key, v in ckpt.items()}, done
 
