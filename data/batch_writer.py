@@ -617,7 +617,13 @@ def start_writer(*, kind: str = "process") -> WriterLink:
         env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
         args = [sys.executable, "-m", "data.batch_writer", str(theirs.fileno()), str(pool_fd)]
         try:
-            proc = subprocess.Popen(args, pass_fds=(theirs.fileno(), pool_fd), env=env, stdin=subprocess.DEVNULL)
+            proc = subprocess.Popen(
+                args,
+                pass_fds=(theirs.fileno(), pool_fd),
+                env=env,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # a terminal's Ctrl-C reaches training, which closes the writer
+            )
         except BaseException:
             os.close(pool_fd)
             raise
