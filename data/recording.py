@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING, Any
 
 import h5py
 import numpy as np
-from h5py._objects import phil
 
 from . import schema as S
 from ._version import __version__
@@ -95,83 +94,17 @@ def _json(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
 
 
-_GIL_FREE_BYTES = 1 << 14  # writes of at least this many bytes go through _hdf5() (a call costs ~1 us more)
-
-
-@functools.cache
-def _hdf5() -> Any:
-    """HDF5's C library, the very one h5py loaded, called through ctypes: its calls give up the GIL.
-
-    h5py holds the GIL through every HDF5 call, so a writer thread's HDF5 writes and flushes stop
-    the training thread (each torch operation gives the GIL up and must take it back).  ctypes
-    gives the GIL up for the call; h5py's own lock (``phil``) is held around it, so HDF5, which
-    is not built thread-safe, is still called by one thread at a time.  None where the library
-    cannot be found (not Linux) or is not the version h5py reports: h5py's calls are used then.
-    """
-    import ctypes
-
-    try:
-        with open("/proc/self/maps") as maps:
-            paths = [line.rsplit(None, 1)[-1] for line in maps if "/libhdf5" in line]
-    except OSError:
-        return None
-    paths = [p for p in paths if os.path.basename(p).startswith(("libhdf5.so", "libhdf5-"))]
-    if not paths:
-        return None
-    try:
-        lib = ctypes.CDLL(paths[0])  # already loaded by h5py: the same library and state
-        version = [ctypes.c_uint() for _ in range(3)]
-        if lib.H5get_libversion(*map(ctypes.byref, version)) < 0:
-            return None
-    except (OSError, AttributeError):
-        return None
-    if tuple(v.value for v in version) != tuple(h5py.version.hdf5_version_tuple):
-        return None
-    hid = ctypes.c_int64  # hid_t since HDF5 1.10
-    lib.H5Dwrite.argtypes = [hid, hid, hid, hid, hid, ctypes.c_void_p]
-    lib.H5Dwrite.restype = ctypes.c_int
-    lib.H5Fflush.argtypes = [hid, ctypes.c_int]
-    lib.H5Fflush.restype = ctypes.c_int
-    return lib
-
-
-@functools.cache
-def _native_type(dtype: np.dtype) -> Any:
-    return h5py.h5t.py_create(dtype)
-
-
 def _write_rows(ds: h5py.Dataset, start: int, values: np.ndarray) -> None:
     """Write ``values`` (n_rows, ...) at rows ``start:`` with h5py's low-level API (the fast path of a hot loop).
 
     The rows are made contiguous first: handing HDF5 a strided memory selection
     instead (a column range of a block) was measured 2-3x slower for the whole
-    batch (it copies such selections piece by piece).  Large writes give the GIL up
-    (see :func:`_hdf5`).
+    batch (it copies such selections piece by piece).
     """
     values = np.ascontiguousarray(values, dtype=ds.dtype)
     space = ds.id.get_space()
     space.select_hyperslab((start,) + (0,) * (values.ndim - 1), values.shape)
-    memory = h5py.h5s.create_simple(values.shape)
-    lib = _hdf5() if values.nbytes >= _GIL_FREE_BYTES else None
-    if lib is None:
-        ds.id.write(memory, space, values)
-        return
-    with phil:
-        status = lib.H5Dwrite(ds.id.id, _native_type(values.dtype).id, memory.id, space.id, 0, values.ctypes.data)
-    if status < 0:
-        raise OSError(f"HDF5 could not write rows {start}:{start + len(values)} of {ds.name}")
-
-
-def _flush(f: h5py.File) -> None:
-    """``f.flush()``, giving the GIL up while HDF5 writes (see :func:`_hdf5`)."""
-    lib = _hdf5()
-    if lib is None:
-        f.flush()
-        return
-    with phil:
-        status = lib.H5Fflush(f.id.id, 0)  # H5F_SCOPE_LOCAL, as h5py's flush
-    if status < 0:
-        raise OSError(f"HDF5 could not flush {f.filename}")
+    ds.id.write(h5py.h5s.create_simple(values.shape), space, values)
 
 
 def _label(ds: h5py.Dataset, path: str) -> None:
@@ -719,11 +652,11 @@ class RecordingWriter:
             self._reserve(_RESERVE_MARGIN + sum(np.asarray(v).nbytes for v in checkpoint.values()))
             for key, value in checkpoint.items():
                 self._write_checkpoint(S.checkpoint(slot, key), np.asarray(value))
-        _flush(self.f)  # the data first...
+        self.f.flush()  # the data first...
         if not hasattr(self, "_marker"):
             self._marker = self.f[S.COMMIT]
         self._marker.id.write(h5py.h5s.ALL, h5py.h5s.ALL, np.array([self.rows, slot], np.int64))
-        _flush(self.f)  # ...then, in a flush of its own, the marker that claims it
+        self.f.flush()  # ...then, in a flush of its own, the marker that claims it
         self.committed = self.rows
         self._slot = slot
         return self.committed

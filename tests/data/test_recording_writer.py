@@ -158,26 +158,3 @@ def test_final_metrics_are_the_last_committed_row(tmp_path):
     empty.close("interrupted")
     with open_recording(tmp_path / "empty.h5") as rec:
         assert rec.final_metrics == {} and len(rec.metrics) == 0
-
-
-def test_large_writes_give_the_gil_up_and_write_what_h5py_writes(tmp_path, monkeypatch):
-    """Large blocks and flushes go through HDF5's C library by ctypes (found on Linux); the file is the same."""
-    import sys
-
-    import data.recording as R
-
-    if sys.platform.startswith("linux"):
-        assert R._hdf5() is not None  # the path below is the one taken here, not only the fallback
-    rng = np.random.default_rng(3)
-    block = {S.EPOCH: np.arange(40), S.layer("hidden1"): rng.standard_normal((40, 200, 8)).astype(np.float32)}
-    assert block[S.layer("hidden1")].nbytes >= R._GIL_FREE_BYTES
-    for name in ("ctypes.h5", "h5py.h5"):
-        if name == "h5py.h5":
-            monkeypatch.setattr(R, "_hdf5", lambda: None)
-        writer = RecordingWriter(tmp_path / name, config={}, chunk_cache=0)
-        writer.append(block)
-        writer.commit()
-        writer.close("complete")
-    _assert_same_datasets(tmp_path / "ctypes.h5", tmp_path / "h5py.h5")
-    with h5py.File(tmp_path / "ctypes.h5", "r") as f:
-        np.testing.assert_array_equal(f[S.layer("hidden1")][:], block[S.layer("hidden1")])
