@@ -523,6 +523,7 @@ class _Batch:
             rows = [torch.cat([p.detach().reshape(-1) for p in net.parameters()]) for net in self.nets]
             self.w = torch.stack(rows).to(device)  # (member, parameter)
         self.grad = torch.zeros_like(self.w)
+        self._own_layers: list[tuple[torch.Tensor, torch.Tensor]] | None = None
         self._alias_networks()
 
         # inputs (after the parameter-free polar stage) and targets
@@ -542,6 +543,16 @@ class _Batch:
                 self.segments[-1] = (self.segments[-1][0], r + 1, self.segments[-1][2])
             else:
                 self.segments.append((r, r + 1, m.loss))
+
+        # the course's binary losses (sse and bce on sigmoid outputs), however the rows interleave them:
+        # one pass over every member (loss_terms), not one per run of rows (4 runs in a 2 x 2 grid)
+        names = {loss.name for _, _, loss in self.segments}
+        self.sigmoid_family = len(self.segments) > 1 and names <= {"sse", "bce"}
+        self.sigmoid_family &= all(loss.output == "sigmoid" for _, _, loss in self.segments)
+        if self.sigmoid_family:
+            is_sse = [m.loss.name == "sse" for m in members]
+            self.sse_rows = torch.tensor(is_sse, device=device).view(-1, 1, 1)  # (member, 1, 1)
+            self.half = torch.tensor([0.5 if x else 1.0 for x in is_sse], device=device)  # sse's 0.5, bce's 1
 
         # weight-decay penalty: which slots each member decays, and lambda per element
         lam = [m.loss.weight_decay for m in members]
@@ -635,7 +646,7 @@ class _Batch:
     def _layers(self, flat: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Each layer's (weight, bias) views of ``flat``: (member, out, in) and (member, out)."""
         m = flat.shape[0]
-        params = torch.split(flat, self.numels, dim=1)
+        params = flat.split_with_sizes(self.numels, dim=1)
         return [(params[i].view(m, *self.slots[i].shape), params[i + 1]) for i in range(0, len(params), 2)]
 
     def _trace(
@@ -715,7 +726,9 @@ class _Batch:
         """
         m = self.w.shape[0]
         cfg = self.config
-        layers = self._layers(self.w)
+        if self._own_layers is None:  # views of self.w, which is only ever updated in place
+            self._own_layers = self._layers(self.w)
+        layers = self._own_layers
         logits, trace = self._trace(layers, x, out)
         data, d, z = self.loss_terms(logits, targets, out.get("z") if out else None)
         grads: list[torch.Tensor] = []  # in reverse slot order
@@ -737,8 +750,11 @@ class _Batch:
             # back to the hidden outputs this layer read: seen[k] alone, or seen[1..k] with shortcuts
             first = 1 if cfg.shortcut else k
             skip = widths[0] if cfg.shortcut else 0  # the inputs' columns: no gradient needed
-            d_in = torch.bmm(w[:, :, skip:].transpose(1, 2), d)  # (member, units read, sample)
-            for j, part in zip(range(first, k + 1), torch.split(d_in, widths[first : k + 1], dim=1)):
+            w_read = w[:, :, skip:].transpose(1, 2)  # (member, units read, out)
+            # (member, units read, sample); one output unit: an outer product, the same single products as bmm's
+            d_in = w_read * d if w_read.shape[2] == 1 else torch.bmm(w_read, d)
+            parts = d_in.split_with_sizes(widths[first : k + 1], dim=1) if k > first else (d_in,)
+            for j, part in zip(range(first, k + 1), parts):
                 d_seen[j] = part if d_seen[j] is None else d_seen[j] + part
         torch.cat([g.reshape(m, -1) for g in reversed(grads)], dim=1, out=self.grad)
         if self.any_decay:
@@ -798,6 +814,33 @@ class _Batch:
         d : Tensor of shape (member, output, sample)
         z : Tensor of shape (member, output, sample)
         """
+        if self.sigmoid_family:
+            return self._sigmoid_loss_terms(logits, targets, z_out)
+        return self._loss_terms_by_segment(logits, targets, z_out)
+
+    def _sigmoid_loss_terms(
+        self, logits: torch.Tensor, targets: torch.Tensor, z_out: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``loss_terms`` for members that all have sigmoid outputs and the loss sse or bce: each
+        operation once over every member, then the sse rows' and the bce rows' results picked by
+        ``torch.where``.  Element by element the formulas of ``_loss_terms_by_segment`` ((0.5 S) / n
+        and S / n, x 0.5 and x 1 being exact); torch's vector kernels round the last elements of a
+        tensor apart, so a value may differ from the run-by-run one in its last bit (tested).
+        """
+        n = max(logits.shape[2], 1)
+        t = targets.expand_as(logits)
+        z = torch.sigmoid(logits) if z_out is None else torch.sigmoid(logits, out=z_out)
+        diff = z - t
+        bce = F.binary_cross_entropy_with_logits(logits, t, reduction="none")
+        data = torch.where(self.sse_rows, diff.square(), bce).sum(dim=(1, 2)).mul_(self.half).div_(n)
+        d = diff.mul_(1.0 / n)  # bce's gradient; sse's goes on through the sigmoid
+        d = torch.where(self.sse_rows, torch.ops.aten.sigmoid_backward(d, z), d)
+        return data, d, z
+
+    def _loss_terms_by_segment(
+        self, logits: torch.Tensor, targets: torch.Tensor, z_out: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``loss_terms``, one run of rows with the same loss at a time (any mix of losses)."""
         data, grads, zs = [], [], []
         for s, rows, loss in self._by_loss(logits):
             t = targets if targets.dim() == 2 else targets[rows]
@@ -831,6 +874,10 @@ class _Batch:
         ``logits`` has shape (member, output, sample), or (epoch, member, output, sample) for a
         block of epochs; z has the same shape (written into ``out`` when given).
         """
+        kinds = {loss.output for _, _, loss in self.segments}
+        if len(kinds) == 1:  # one pass (the same values as loss_terms' z, which also takes one)
+            z = _output(logits, kinds.pop())
+            return z if out is None else out.copy_(z)
         parts = [_output(s, loss.output) for s, _, loss in self._by_loss(logits)]
         if out is not None:
             return torch.cat(parts, dim=-3, out=out) if len(parts) > 1 else out.copy_(parts[0])

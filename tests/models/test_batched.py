@@ -399,6 +399,37 @@ def test_the_hand_written_gradient_is_autograds(config, task_name, losses):
     }
 
 
+@pytest.mark.parametrize("per_member_targets", [False, True])
+def test_sigmoid_losses_in_one_pass_are_the_per_segment_formulas_bit_for_bit(per_member_targets):
+    """sse and bce members interleaved (4 runs of rows, as a loss x optimizer grid sorts them): the one-pass
+    data loss, logit gradient and outputs equal the run-by-run formulas (to the last bit: torch's vector
+    kernels round a tensor's tail elements apart) and ``activations`` exactly."""
+    from models.batched import _Batch, _resolve_members
+
+    task = load_task("spirals")
+    specs = [
+        MemberSpec(loss=loss, optimizer=opt, lr=0.1, seed=seed)
+        for opt in ("momentum", "adam")  # train_batched's order: by optimizer, then by loss
+        for loss in ("sse", "bce")
+        for seed in (0, 1)
+    ]
+    b = _Batch(
+        NetworkConfig(2, 1, (10, 10), activation="tanh"), task, _resolve_members(specs, task, []), torch.device("cpu")
+    )
+    assert b.sigmoid_family and len(b.segments) == 4
+    logits, _ = b.forward(b.w, b.xT)
+    logits = logits * 3  # outputs well away from 0.5: saturated sigmoids too
+    targets = b.tT.expand(b.n, *b.tT.shape).flip(-1).contiguous() if per_member_targets else b.tT
+    z_out = torch.empty_like(logits)
+    got = b._sigmoid_loss_terms(logits, targets, z_out)
+    want = b._loss_terms_by_segment(logits, targets)
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w, rtol=3e-7, atol=1e-9)
+    assert got[2].data_ptr() == z_out.data_ptr()
+    assert torch.equal(got[2], b.activations(logits))
+    torch.testing.assert_close(got[0], b.data_losses(logits, targets), rtol=3e-7, atol=0)
+
+
 def test_batched_tanh_is_within_2e7_of_tanh():
     from models.batched import _tanh
 
