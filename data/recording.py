@@ -94,17 +94,43 @@ def _json(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
 
 
-def _write_rows(ds: h5py.Dataset, start: int, values: np.ndarray) -> None:
+def _write_rows(ds: h5py.Dataset, start: int, values: np.ndarray, direct: int = 0) -> None:
     """Write ``values`` (n_rows, ...) at rows ``start:`` with h5py's low-level API (the fast path of a hot loop).
 
     The rows are made contiguous first: handing HDF5 a strided memory selection
     instead (a column range of a block) was measured 2-3x slower for the whole
-    batch (it copies such selections piece by piece).
+    batch (it copies such selections piece by piece).  ``direct``: the rows per chunk
+    of a dataset whose whole chunks may be written as they are (see
+    :func:`_direct_chunk_rows`): the whole chunks among the rows go to the file
+    without HDF5's copy into its chunk cache (~40 % less time for a batch's layers).
     """
     values = np.ascontiguousarray(values, dtype=ds.dtype)
-    space = ds.id.get_space()
-    space.select_hyperslab((start,) + (0,) * (values.ndim - 1), values.shape)
-    ds.id.write(h5py.h5s.create_simple(values.shape), space, values)
+    end = start + len(values)
+    first, last = -(-start // direct) * direct if direct else 0, end // direct * direct if direct else 0
+    if first >= last:  # no whole chunk
+        space = ds.id.get_space()
+        space.select_hyperslab((start,) + (0,) * (values.ndim - 1), values.shape)
+        ds.id.write(h5py.h5s.create_simple(values.shape), space, values)
+        return
+    if first > start:
+        _write_rows(ds, start, values[: first - start])
+    zeros = (0,) * (values.ndim - 1)
+    for row in range(first, last, direct):  # the file's bytes are the array's: the same type, no filter
+        ds.id.write_direct_chunk((row, *zeros), values[row - start : row - start + direct])
+    if last < end:
+        _write_rows(ds, last, values[last - start :])
+
+
+def _direct_chunk_rows(ds: h5py.Dataset) -> int:
+    """Rows per chunk of ``ds`` if a whole chunk may be written as it is, else 0.
+
+    That is when each chunk holds whole rows (chunked along the first axis only) and no
+    filter (compression, shuffle, checksum) transforms it.
+    """
+    chunks = ds.chunks
+    if chunks is None or tuple(chunks[1:]) != ds.shape[1:] or ds.id.get_create_plist().get_nfilters():
+        return 0
+    return int(chunks[0])
 
 
 def _label(ds: h5py.Dataset, path: str) -> None:
@@ -541,11 +567,11 @@ class RecordingWriter:
             entry = datasets.get(path)
             if entry is None:
                 ds = self._create(path, np.asarray(values)[0], ends[path])
-                entry = datasets[path] = [ds, ds.shape[1:], ends[path]]
+                entry = datasets[path] = [ds, ds.shape[1:], ends[path], _direct_chunk_rows(ds)]
             elif entry[2] < ends[path]:
                 entry[0].id.set_extent((ends[path], *entry[1]))
                 entry[2] = ends[path]
-            _write_rows(entry[0], start, values)
+            _write_rows(entry[0], start, values, entry[3])
 
     def _block_bytes(
         self, block: Mapping[str, np.ndarray], start: int, ends: Mapping[str, int], datasets: Mapping[str, list[Any]]
@@ -610,18 +636,20 @@ class RecordingWriter:
             os.ftruncate(self.f.id.get_vfd_handle(), self.f.id.get_filesize())
 
     def _datasets(self) -> dict[str, list[Any]]:
-        """The open epoch-indexed datasets by path, each as [dataset, row shape, length] (looking any of them
-        up costs more than writing a block)."""
+        """The open epoch-indexed datasets by path, each as [dataset, row shape, length, rows of a chunk
+        written directly (0: never; see ``_write_rows``)]: looking any of them up costs more than
+        writing a block."""
         if not hasattr(self, "_open_datasets"):
             self._open_datasets = {}
             known = getattr(self, "_known", None)
             if known is not None:  # a new file from a template: every dataset is empty, its row shape known
                 for path, tail in known.items():  # the low-level open: half the cost of f[path]
-                    self._open_datasets[path] = [h5py.Dataset(h5py.h5d.open(self.f.id, path.encode())), tail, 0]
+                    ds = h5py.Dataset(h5py.h5d.open(self.f.id, path.encode()))
+                    self._open_datasets[path] = [ds, tail, 0, _direct_chunk_rows(ds)]
                 return self._open_datasets
             for path in self._epoch_paths():
                 ds = self.f[path]
-                self._open_datasets[path] = [ds, ds.shape[1:], ds.shape[0]]
+                self._open_datasets[path] = [ds, ds.shape[1:], ds.shape[0], _direct_chunk_rows(ds)]
         return self._open_datasets
 
     def _extend_all(self) -> None:

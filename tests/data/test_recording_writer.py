@@ -158,3 +158,34 @@ def test_final_metrics_are_the_last_committed_row(tmp_path):
     empty.close("interrupted")
     with open_recording(tmp_path / "empty.h5") as rec:
         assert rec.final_metrics == {} and len(rec.metrics) == 0
+
+
+@pytest.mark.parametrize("compression", [None, "gzip"])
+def test_whole_chunks_written_directly_read_back_as_written(tmp_path, compression):
+    """Blocks that start and end inside chunks and span whole ones: the whole chunks go to the file
+    as they are (uncompressed), the partial ones through HDF5; plain h5py reads every row back."""
+    from data.recording import _direct_chunk_rows, _write_rows
+
+    rng = np.random.default_rng(1)
+    values = rng.standard_normal((100, 4, 3)).astype(np.float32)
+    with h5py.File(tmp_path / "x.h5", "w") as f:
+        ds = f.create_dataset(
+            "x", shape=(0, 4, 3), maxshape=(None, 4, 3), chunks=(8, 4, 3), dtype=np.float32, compression=compression
+        )
+        direct = _direct_chunk_rows(ds)
+        assert direct == (8 if compression is None else 0)
+        start = 0
+        for k in (3, 5, 16, 1, 29, 46):  # ends on, before and after chunk boundaries; 40 rows after row 54
+            ds.id.set_extent((start + k, 4, 3))
+            _write_rows(ds, start, values[start : start + k], direct)
+            start += k
+    with h5py.File(tmp_path / "x.h5", "r") as f:
+        np.testing.assert_array_equal(f["x"][:], values)
+    with h5py.File(tmp_path / "y.h5", "w") as f:  # chunks that do not hold whole rows: never written directly
+        assert (
+            _direct_chunk_rows(
+                f.create_dataset("y", shape=(0, 4, 3), maxshape=(None, 4, 3), chunks=(8, 2, 3), dtype=np.float32)
+            )
+            == 0
+        )
+        assert _direct_chunk_rows(f.create_dataset("z", data=values)) == 0  # not chunked
