@@ -189,3 +189,34 @@ def test_whole_chunks_written_directly_read_back_as_written(tmp_path, compressio
             == 0
         )
         assert _direct_chunk_rows(f.create_dataset("z", data=values)) == 0  # not chunked
+
+
+def _chunk_index_nodes(data: bytes) -> list[int]:
+    """File offsets of the v1 B-tree nodes of chunked datasets ('TREE', node type 1)."""
+    offsets, i = [], data.find(b"TREE")
+    while i >= 0:
+        if data[i + 4] == 1:
+            offsets.append(i)
+        i = data.find(b"TREE", i + 4)
+    return offsets
+
+
+@pytest.mark.parametrize("from_template", [False, True])
+def test_chunk_index_nodes_start_on_a_page(tmp_path, from_template):
+    """A SIGKILL can cut the kernel's copy of a write between two pages; a chunk-index node within one page
+    is never half new, half old (a node across a page boundary once lost the chunk of committed rows)."""
+    from data.recording import RecordingTemplate
+
+    path = tmp_path / "run.h5"
+    layer = S.layer("hidden1")
+    template = RecordingTemplate(datasets={layer: ((64, 64), np.float32)}) if from_template else None
+    writer = RecordingWriter(path, config={"x": 1}, template=template)
+    for first in range(0, 1600, 100):  # rows of 16 KiB: 16 a chunk, 100 chunks, more than a node holds (64)
+        writer.append({S.EPOCH: np.arange(first, first + 100), layer: np.ones((100, 64, 64), np.float32)})
+        writer.commit()
+    writer.close("complete", epoch=1599)
+    nodes = _chunk_index_nodes(path.read_bytes())
+    assert len(nodes) >= 4  # the epoch numbers' node, and the layer's root and at least two leaves
+    assert [i % 4096 for i in nodes] == [0] * len(nodes)
+    with h5py.File(path, "r") as f:
+        np.testing.assert_array_equal(f[layer][::97, 0, 0], np.ones(17, np.float32))
