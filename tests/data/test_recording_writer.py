@@ -220,3 +220,5 @@ def test_chunk_index_nodes_start_on_a_page(tmp_path, from_template):
     assert [i % 4096 for i in nodes] == [0] * len(nodes)
     with h5py.File(path, "r") as f:
         np.testing.assert_array_equal(f[layer][::97, 0, 0], np.ones(17, np.float32))
+        marker = f[S.COMMIT].id.get_offset()  # rewritten at every commit: within one page too
+        assert marker // 4096 == (marker + f[S.COMMIT].id.get_storage_size() - 1) // 4096
