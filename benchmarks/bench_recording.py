@@ -8,7 +8,11 @@
 Each variant runs ``--repeats`` times, interleaved; the ratio of the medians is printed.
 
     python benchmarks/bench_recording.py spirals
-    python benchmarks/bench_recording.py mnist --epochs 3
+    python benchmarks/bench_recording.py mnist --epochs 5
+
+For ``mnist`` it also prints the median length of the epochs after the first, with and without
+recording: the cost of each epoch of a longer run, without the file's creation and closing
+(which a 3-epoch run spreads over 3 epochs only).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ import torch  # noqa: E402
 
 from data import load_task  # noqa: E402
 from data.tasks import Task, _make  # noqa: E402
-from models import NetworkConfig, train  # noqa: E402
+from models import Callback, NetworkConfig, train  # noqa: E402
 from models.recorder import Recorder  # noqa: E402
 
 
@@ -123,19 +127,37 @@ def _mnist_like(n: int, seed: int) -> Task:
     return _make("mnist-like", "multiclass", x, t, y, {"n": n, "seed": seed})
 
 
+class _EpochClock(Callback):
+    """The time at the end of each epoch (after the callbacks before it, e.g. a Recorder's probe pass)."""
+
+    def __init__(self) -> None:
+        self.ends: list[float] = []
+
+    def on_epoch_end(self, state) -> None:
+        self.ends.append(time.perf_counter())
+
+    def steady(self) -> float:
+        """The median length of the epochs after the first (file creation, epoch 0 and the first write
+        excluded: what recording costs each epoch of a longer run)."""
+        return statistics.median(np.diff(self.ends[1:]))
+
+
 def bench_mnist(args: argparse.Namespace) -> None:
     task = _mnist_like(60_000, 0)
     probe = _mnist_like(10_000, 1).probe
     cfg = NetworkConfig(784, 10, (256, 128), activation="relu")
     tmp = _tmp()
+    epochs: dict[bool, list[float]] = {False: [], True: []}  # each run's steady epoch length
 
     def run(record: bool, **kw):
         def go():
+            clock = _EpochClock()
             cbs = (
                 [Recorder(os.path.join(tmp, "mnist.h5"), probe=probe, overwrite=True, verbose=False, **kw)]
                 if record
                 else []
             )
+            cbs.append(clock)
             train(
                 cfg,
                 task,
@@ -147,6 +169,8 @@ def bench_mnist(args: argparse.Namespace) -> None:
                 callbacks=cbs,
                 seed=0,
             )
+            if not kw:
+                epochs[record].append(clock.steady())
 
         return go
 
@@ -159,6 +183,11 @@ def bench_mnist(args: argparse.Namespace) -> None:
         f"torch threads {torch.get_num_threads()}, {args.repeats} repeats"
     )
     _report(times, "epochs/s", args.epochs)
+    print(
+        f"per epoch, epochs 2-{args.epochs} (file creation, epoch 0 and the first write excluded): train only "
+        f"{statistics.median(epochs[False]):.3f} s, recording {statistics.median(epochs[True]):.3f} s, "
+        f"overhead {_overhead(epochs[True], epochs[False])}"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

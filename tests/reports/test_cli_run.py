@@ -124,17 +124,20 @@ def test_another_experiment_in_the_folder_and_existing_recordings_need_force(tmp
     _one_line_error(capsys, "does not exist")
 
 
-def _first_checkpoint(folder, proc, timeout: float = 120.0) -> None:
-    """Wait until a recording in ``folder`` still training holds a committed checkpoint (progress on disk)."""
-    deadline = time.monotonic() + timeout
+def _first_checkpoint(folder, proc, timeout: float = 120.0) -> str:
+    """Wait until a recording in ``folder`` still training holds a committed checkpoint (progress on disk);
+    say which, and when."""
+    start = time.monotonic()
+    deadline = start + timeout
     while time.monotonic() < deadline and proc.poll() is None:
         for name in os.listdir(folder) if os.path.isdir(folder) else []:
             if not name.endswith(".h5"):
                 continue
             try:
                 with open_recording(os.path.join(folder, name)) as rec:
-                    if rec.status != "complete" and int(rec.checkpoint().get("epoch", -1)) > 0:
-                        return
+                    epoch = int(rec.checkpoint().get("epoch", -1))
+                    if rec.status != "complete" and epoch > 0:
+                        return f"{name} {rec.status} at epoch {epoch}, {time.monotonic() - start:.1f} s after the start"
             except Exception:  # noqa: BLE001 - a file being created or written: look again
                 pass
         time.sleep(0.05)
@@ -153,12 +156,14 @@ def test_ctrl_c_leaves_readable_recordings_and_the_same_command_resumes(tmp_path
     env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
     proc = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        _first_checkpoint(str(out), proc)
+        found = _first_checkpoint(str(out), proc)
         proc.send_signal(signal.SIGINT)
+        sent = time.monotonic()
         _, err = proc.communicate(timeout=120)
+        ended = time.monotonic() - sent
     finally:
         proc.kill()
-    assert proc.returncode == 130, err[-2000:]
+    assert proc.returncode == 130, f"SIGINT sent when {found}; the command ended {ended:.2f} s later: {err[-1500:]}"
     assert err.rstrip().endswith("hud: interrupted")
     manifest = json.loads((out / "manifest.json").read_text())
     before = {}
