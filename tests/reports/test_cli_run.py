@@ -154,7 +154,13 @@ def test_ctrl_c_leaves_readable_recordings_and_the_same_command_resumes(tmp_path
     out = tmp_path / "out"
     argv = [sys.executable, "-m", "reports.cli", "run", path, "-o", str(out), "--no-batched", "--workers", workers]
     env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    proc = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # SIGINT at its default in the command, as in a terminal: a shell's background job (pytest started with
+    # '&') inherits it ignored, and so would the command (which then rightly ignores Ctrl-C)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        proc = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     try:
         found = _first_checkpoint(str(out), proc)
         proc.send_signal(signal.SIGINT)
