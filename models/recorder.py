@@ -671,10 +671,25 @@ class Recorder(Callback):
             event.record()
             ready = event.synchronize
         meta = [(epoch, values, prev) for (epoch, _, values, _), prev in zip(rows, prevs)]
-        done = None
-        if self._big_rows and ready is None:  # the rows come back for the next epochs once written
-            done = functools.partial(self._spare_rows.extend, [row for _, row, _, _ in rows][-2:])
-        self._writer.put(self._block_maker(block, meta, ckpt, ready, done), self._epoch_bytes * len(rows))
+        if self._big_rows and ready is None:
+            # one block a row: the writer thread then takes each row as it is, where stacking rows of
+            # megabytes took a torch operation big enough to start a second OpenMP team beside a
+            # multi-threaded training's (MNIST-size: epochs ~2x longer); each row comes back for reuse
+            for i, row in enumerate(block):
+                last = i == len(block) - 1
+                maker = self._block_maker([row], meta[i : i + 1], ckpt if last else None, None, self._reuse_row(row))
+                self._writer.put(maker, self._epoch_bytes)
+            return
+        self._writer.put(self._block_maker(block, meta, ckpt, ready), self._epoch_bytes * len(rows))
+
+    def _reuse_row(self, row: torch.Tensor) -> Any:
+        """What the writer thread calls once ``row`` is written: keep it for a later epoch (two at most)."""
+
+        def done() -> None:
+            if len(self._spare_rows) < 2:
+                self._spare_rows.append(row)
+
+        return done
 
     def _checkpoint(self, optimizer: Any, generator: torch.Generator | None, epoch: int) -> dict[str, Any]:
         """Optimizer state (flat, per state key), step counts and RNG state at ``epoch``."""

@@ -374,6 +374,40 @@ def test_a_file_started_from_the_cached_template_equals_one_built_alone(tmp_path
             np.testing.assert_array_equal(other[name][4], values, err_msg=name)
 
 
+def test_rows_of_a_megabyte_handed_over_together_are_written_one_by_one_exactly(tmp_path):
+    """Large rows handed to the writer several at once (a long commit interval) go to the file a row a block:
+    every epoch's activations exact, update norms across the blocks, the checkpoint of the last epoch."""
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Linear(20, 256), nn.Tanh(), nn.Linear(256, 3))
+    probe = torch.randn(1100, 20)  # a 1.1 MB row
+    opt = torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.9)
+    want, weights = [], []
+    commits: list[int] = []
+    rec = Recorder(
+        tmp_path / "big.h5", probe=probe, epochs=6, commit_every=3600, verbose=False, on_commit=commits.append
+    )
+    for epoch in range(7):
+        if epoch:
+            opt.zero_grad()
+            model(torch.randn(64, 20)).square().mean().backward()
+            opt.step()
+        with torch.no_grad():
+            want.append(torch.tanh(model[0](probe)).numpy().copy())
+        weights.append(model[0].weight.detach().numpy().copy())
+        rec.record(model, epoch, metrics={"loss": float(epoch)}, optimizer=opt)
+        assert rec.committed_epoch == -1 or epoch == 6  # the 7 rows go over at the last epoch, together
+    rec.close()
+    assert rec._big_rows and len(rec._spare_rows) <= 2
+    assert commits[:7] == list(range(7))  # a block (and a commit) a row
+    with open_recording(tmp_path / "big.h5") as r:
+        np.testing.assert_allclose(r.activations("1", list(range(7))), np.stack(want), rtol=1e-6, atol=1e-6)
+        updates = r.norms("update")["0.weight"].to_numpy()
+        np.testing.assert_allclose(
+            updates[1:], [np.linalg.norm(b - a) for a, b in zip(weights, weights[1:])], rtol=1e-5
+        )
+        assert int(r.checkpoint()["epoch"]) == 6
+
+
 def test_rows_of_a_megabyte_reuse_their_buffers_and_keep_every_epoch_exact(tmp_path):
     """Large probe sets: the rows' buffers come back from the writer; no epoch sees another's values."""
     torch.manual_seed(0)
