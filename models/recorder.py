@@ -719,8 +719,13 @@ class Recorder(Callback):
             if ready is not None:
                 ready()
             # (epoch, row); stacking ~1000 rows of fresh memory here, not in the training thread, saved it ~1 %
-            if isinstance(block, list):  # torch.stack gives the GIL up (np.stack of ~1000 small rows holds it)
-                rows = block[0].numpy()[None] if len(block) == 1 else torch.stack(block).numpy()
+            if isinstance(block, list):  # torch.stack gives the GIL up (np.stack of ~1000 small rows holds it)...
+                if len(block) == 1:
+                    rows = block[0].numpy()[None]
+                elif torch.get_num_threads() > 1:  # ...but would run an OpenMP team of its own beside training's
+                    rows = np.stack([row.numpy() for row in block])
+                else:
+                    rows = torch.stack(block).numpy()
             else:
                 rows = block.numpy()
             k = len(meta)
