@@ -374,25 +374,33 @@ def test_a_file_started_from_the_cached_template_equals_one_built_alone(tmp_path
             np.testing.assert_array_equal(other[name][4], values, err_msg=name)
 
 
-def test_rows_of_a_megabyte_handed_over_together_are_written_one_by_one_exactly(tmp_path):
-    """Large rows handed to the writer several at once (a long commit interval) go to the file a row a block:
-    every epoch's activations exact, update norms across the blocks, the checkpoint of the last epoch."""
-    torch.manual_seed(1)
+def _big_probe_epochs(seed: int, momentum: float = 0.0):
+    """A net whose hidden layer on its probe set is a 1.1 MB row (1100 x 256 floats), trained 6 steps:
+    yields (model, probe, optimizer, epoch, hidden layer on the probe) for epochs 0-6, after each step."""
+    torch.manual_seed(seed)
     model = nn.Sequential(nn.Linear(20, 256), nn.Tanh(), nn.Linear(256, 3))
-    probe = torch.randn(1100, 20)  # a 1.1 MB row
-    opt = torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.9)
-    want, weights = [], []
-    commits: list[int] = []
-    rec = Recorder(
-        tmp_path / "big.h5", probe=probe, epochs=6, commit_every=3600, verbose=False, on_commit=commits.append
-    )
+    probe = torch.randn(1100, 20)
+    opt = torch.optim.SGD(model.parameters(), lr=0.5, momentum=momentum)
     for epoch in range(7):
         if epoch:
             opt.zero_grad()
             model(torch.randn(64, 20)).square().mean().backward()
             opt.step()
         with torch.no_grad():
-            want.append(torch.tanh(model[0](probe)).numpy().copy())
+            hidden = torch.tanh(model[0](probe)).numpy().copy()
+        yield model, probe, opt, epoch, hidden
+
+
+def test_rows_of_a_megabyte_handed_over_together_are_written_one_by_one_exactly(tmp_path):
+    """Large rows handed to the writer several at once (a long commit interval) go to the file a row a block:
+    every epoch's activations exact, update norms across the blocks, the checkpoint of the last epoch."""
+    want, weights, commits = [], [], []
+    rec = None
+    for model, probe, opt, epoch, hidden in _big_probe_epochs(1, momentum=0.9):
+        rec = rec or Recorder(
+            tmp_path / "big.h5", probe=probe, epochs=6, commit_every=3600, verbose=False, on_commit=commits.append
+        )
+        want.append(hidden)
         weights.append(model[0].weight.detach().numpy().copy())
         rec.record(model, epoch, metrics={"loss": float(epoch)}, optimizer=opt)
         assert rec.committed_epoch == -1 or epoch == 6  # the 7 rows go over at the last epoch, together
@@ -410,22 +418,15 @@ def test_rows_of_a_megabyte_handed_over_together_are_written_one_by_one_exactly(
 
 def test_rows_of_a_megabyte_reuse_their_buffers_and_keep_every_epoch_exact(tmp_path):
     """Large probe sets: the rows' buffers come back from the writer; no epoch sees another's values."""
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(20, 256), nn.Tanh(), nn.Linear(256, 3))
-    probe = torch.randn(1100, 20)  # 1100 x 256 floats: a 1.1 MB row
-    opt = torch.optim.SGD(model.parameters(), lr=0.5)
     want = []
-    with Recorder(tmp_path / "big.h5", probe=probe, epochs=6, commit_every=0, verbose=False) as rec:
-        for epoch in range(7):
-            if epoch:
-                opt.zero_grad()
-                model(torch.randn(64, 20)).square().mean().backward()
-                opt.step()
-            with torch.no_grad():
-                want.append(torch.tanh(model[0](probe)).numpy().copy())
-            rec.record(model, epoch, metrics={"loss": float(epoch)})
-            rec.flush()  # written: its row buffer is back for the next epoch
-            assert rec._big_rows and len(rec._spare_rows) == 1  # the path under test is taken
+    rec = None
+    for model, probe, _, epoch, hidden in _big_probe_epochs(0):
+        rec = rec or Recorder(tmp_path / "big.h5", probe=probe, epochs=6, commit_every=0, verbose=False)
+        want.append(hidden)
+        rec.record(model, epoch, metrics={"loss": float(epoch)})
+        rec.flush()  # written: its row buffer is back for the next epoch
+        assert rec._big_rows and len(rec._spare_rows) == 1  # the path under test is taken
+    rec.close()
     with open_recording(tmp_path / "big.h5") as r:
         got = r.activations("1", list(range(7)))
     np.testing.assert_allclose(got, np.stack(want), rtol=1e-6, atol=1e-6)
