@@ -109,11 +109,13 @@ def _write_rows(ds: h5py.Dataset, start: int, values: np.ndarray, direct: int = 
     batch (it copies such selections piece by piece).  ``direct``: the rows per chunk
     of a dataset whose whole chunks may be written as they are (see
     :func:`_direct_chunk_rows`): the whole chunks among the rows go to the file
-    without HDF5's copy into its chunk cache (~40 % less time for a batch's layers).
+    without HDF5's copy into its chunk cache (~30 % less CPU for a batch's layers).
     """
     values = np.ascontiguousarray(values, dtype=ds.dtype)
     end = start + len(values)
-    first, last = -(-start // direct) * direct if direct else 0, end // direct * direct if direct else 0
+    first = last = start
+    if direct:  # the whole chunks among the rows: rows first:last
+        first, last = -(-start // direct) * direct, end // direct * direct
     if first >= last:  # no whole chunk
         space = ds.id.get_space()
         space.select_hyperslab((start,) + (0,) * (values.ndim - 1), values.shape)
