@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.modules.module import _global_forward_hooks, _global_forward_pre_hooks
 
 from data.errors import ParameterError, check_choice, check_keys, check_number
 
@@ -28,6 +29,8 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
     "linear": nn.Identity,
 }
+#: each activation applied in place (where it has such a form), for passes without autograd
+_IN_PLACE = {nn.Tanh: torch.tanh_, nn.Sigmoid: torch.sigmoid_, nn.ReLU: torch.relu_}
 ARCHITECTURES = ("mlp", "polar")
 
 
@@ -128,7 +131,23 @@ class Dense(nn.Module):
         self.act = ACTIVATIONS[activation]()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(self.linear(x))
+        pre = self.linear(x)
+        # Without autograd, and with no hook seeing the pre-activation, the activation overwrites it: the
+        # same values without a second layer-sized tensor (a 10,000-sample probe pass: ~37 -> ~29 ms)
+        in_place = _IN_PLACE.get(type(self.act))
+        if in_place is not None and not torch.is_grad_enabled() and not self._hooked():
+            return in_place(pre)
+        return self.act(pre)
+
+    def _hooked(self) -> bool:
+        """Whether a forward hook may hold the pre-activation (on the linear map, the activation, or all modules)."""
+        return bool(
+            self.linear._forward_hooks
+            or self.act._forward_hooks
+            or self.act._forward_pre_hooks
+            or _global_forward_hooks
+            or _global_forward_pre_hooks
+        )
 
 
 class Polar(nn.Module):

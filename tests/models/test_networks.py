@@ -92,3 +92,22 @@ def test_bad_network_config(kwargs, fragment):
         NetworkConfig(**{**base, **kwargs})
     with pytest.raises(ParameterError, match="unknown option 'hiden'"):
         NetworkConfig.from_dict({"n_inputs": 2, "n_outputs": 1, "hiden": [3]})
+
+
+@pytest.mark.parametrize("activation", ["tanh", "sigmoid", "relu", "linear"])
+def test_a_pass_without_autograd_is_the_pass_with_it_and_hooks_see_the_preactivation(activation):
+    """Without autograd a hidden layer applies its activation in place; the outputs are the same bits, and a
+    hook on the linear map (the recorder's pre-activation) still sees the pre-activation, not the output."""
+    net = build_network(NetworkConfig(3, 2, (6, 5), activation=activation), seed=1)
+    x = torch.randn(40, 3)
+    with_grad = net(x).detach()
+    with torch.no_grad():
+        assert torch.equal(net(x), with_grad)
+        seen = {}
+        handle = net.hidden1.linear.register_forward_hook(lambda m, i, o: seen.setdefault("pre", o))
+        try:
+            assert torch.equal(net(x), with_grad)
+        finally:
+            handle.remove()
+        lin = net.hidden1.linear
+        assert torch.equal(seen["pre"], torch.nn.functional.linear(x, lin.weight, lin.bias))
