@@ -546,9 +546,11 @@ class _Batch:
 
         # the course's binary losses (sse and bce on sigmoid outputs), however the rows interleave them:
         # one pass over every member (loss_terms), not one per run of rows (4 runs in a 2 x 2 grid)
+        kinds = {loss.output for _, _, loss in self.segments}
+        #: the one output non-linearity of every member (None if they differ): ``activations`` in one pass
+        self.output_kind = kinds.pop() if len(kinds) == 1 else None
         names = {loss.name for _, _, loss in self.segments}
-        self.sigmoid_family = len(self.segments) > 1 and names <= {"sse", "bce"}
-        self.sigmoid_family &= all(loss.output == "sigmoid" for _, _, loss in self.segments)
+        self.sigmoid_family = len(self.segments) > 1 and names <= {"sse", "bce"} and self.output_kind == "sigmoid"
         if self.sigmoid_family:
             is_sse = [m.loss.name == "sse" for m in members]
             self.sse_rows = torch.tensor(is_sse, device=device).view(-1, 1, 1)  # (member, 1, 1)
@@ -874,9 +876,8 @@ class _Batch:
         ``logits`` has shape (member, output, sample), or (epoch, member, output, sample) for a
         block of epochs; z has the same shape (written into ``out`` when given).
         """
-        kinds = {loss.output for _, _, loss in self.segments}
-        if len(kinds) == 1:  # one pass (the same values as loss_terms' z, which also takes one)
-            z = _output(logits, kinds.pop())
+        if self.output_kind is not None:  # one pass (the same values as loss_terms' z, which also takes one)
+            z = _output(logits, self.output_kind)
             return z if out is None else out.copy_(z)
         parts = [_output(s, loss.output) for s, _, loss in self._by_loss(logits)]
         if out is not None:

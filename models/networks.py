@@ -133,7 +133,7 @@ class Dense(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pre = self.linear(x)
         # Without autograd, and with no hook seeing the pre-activation, the activation overwrites it: the
-        # same values without a second layer-sized tensor (a 10,000-sample probe pass: ~37 -> ~29 ms)
+        # same values without a second layer-sized tensor (a 10,000-sample probe pass of 784-256-128-10: ~37 -> ~32 ms)
         in_place = _IN_PLACE.get(type(self.act))
         if in_place is not None and not torch.is_grad_enabled() and not self._hooked():
             return in_place(pre)
