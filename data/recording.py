@@ -741,21 +741,29 @@ class RecordingWriter:
             self.f.close()
 
 
-#: what a producer hands the writer thread: a callable returning (rows, checkpoint, done); ``done`` (or None)
-#: is called once the rows are written, when the buffers they view may be reused
-BlockMaker = Callable[[], tuple[dict[str, np.ndarray], "dict[str, np.ndarray] | None", "Callable[[], None] | None"]]
+#: what a producer hands the writer thread: a callable returning (rows, checkpoint, done, commit): the rows
+#: to append (or None), the checkpoint of the state at the rows' last epoch (or None), a callable run once the
+#: rows are written, when the buffers they view may be reused (or None), and whether to commit after them
+BlockMaker = Callable[
+    [],
+    tuple[
+        "dict[str, np.ndarray] | None", "dict[str, np.ndarray] | None", "Callable[[], None] | None", bool
+    ],
+]
 
 
 class BackgroundWriter:
     """Appends and commits blocks of epochs from a writer thread.
 
-    The training thread gathers the epochs recorded since the last commit and
-    ``put``s them as one block: a callable that the writer thread calls to get
-    the rows (it may wait for a CUDA copy, convert tensors, compute norms),
-    the checkpoint of the block's last epoch, and a callback run once the
-    rows are written.  Each block is appended and
-    committed on its own (data flushed, then the marker flushed).  Memory is
-    bounded: ``put`` waits while more than ``max_buffer_bytes`` are queued.
+    The training thread ``put``s the epochs recorded since its last block as
+    one block: a callable that the writer thread calls to get the rows (it may
+    wait for a CUDA copy, convert tensors, compute norms), the checkpoint of the
+    rows' last epoch, a callback run once the rows are written, and whether to
+    commit after them (data flushed, then the marker flushed).  A commit saves
+    the newest checkpoint received if it is of the last appended epoch (a
+    block handed over uncommitted may carry the checkpoint that a later,
+    empty, committing block needs).  Memory is bounded: ``put`` waits while
+    more than ``max_buffer_bytes`` are queued.
 
     Parameters
     ----------
@@ -802,7 +810,7 @@ class BackgroundWriter:
         self._queue.put((make_block, nbytes))
 
     def flush(self) -> None:
-        """Wait until every block put so far is committed."""
+        """Wait until every block put so far is written (committed, if the last one asked for a commit)."""
         with self._cond:
             while self._done_count < self._put_count and self.error is None and self._thread.is_alive():
                 self._cond.wait(0.1)
@@ -835,23 +843,29 @@ class BackgroundWriter:
     # -- writer thread -------------------------------------------------------------
 
     def _run(self) -> None:
+        checkpoint = None  # the newest checkpoint received: written at a commit if it is of the last appended epoch
         while True:
             item = self._queue.get()
             if item is None:
                 return
             make_block, nbytes = item
             try:
-                rows, checkpoint, done = make_block()
-                self.writer.append(rows)
+                rows, block_checkpoint, done, commit = make_block()
+                if rows is not None:
+                    self.writer.append(rows)
                 if done is not None:
                     done()
-                self.writer.commit(checkpoint)
-                self.committed_epoch = self.writer.last_epoch
+                checkpoint = block_checkpoint if block_checkpoint is not None else checkpoint
+                if commit:
+                    current = checkpoint is not None and int(checkpoint["epoch"]) == self.writer.last_epoch
+                    self.writer.commit(checkpoint if current else None)
+                    checkpoint = None
+                    self.committed_epoch = self.writer.last_epoch
                 with self._cond:
                     self._buffered -= nbytes
                     self._done_count += 1
                     self._cond.notify_all()
-                if self.on_commit is not None:  # an error here stops the recording too, rather than the thread alone
+                if commit and self.on_commit is not None:  # an error here stops the recording too
                     self.on_commit(self.committed_epoch)
             except BaseException as exc:  # noqa: BLE001 - reported to the training thread
                 self.error = exc

@@ -79,6 +79,10 @@ _ACTIVATION_MODULES = (
     nn.Softsign,
     nn.Tanhshrink,
 )
+_BLOCK_BYTES = 8 << 20  # a block buffer: the epochs the writer gets at a time (a row at least)...
+_BLOCK_ROWS = 1024  # ...and at most this many
+_SPARE_BLOCKS = 2  # written block buffers kept for reuse
+_SCALARS = "scalars"  # a block's parameters, gradients and optimizer state
 _TEMPLATE_PROBE_BYTES = 1 << 20  # a Recorder's files start from a cached template below this probe size
 _MODE_DEPENDENT = (nn.Dropout, nn.modules.batchnorm._BatchNorm, nn.AlphaDropout)
 _OPEN: weakref.WeakSet[Recorder] = weakref.WeakSet()
@@ -104,19 +108,23 @@ def _on_signal(signum: int, frame: Any) -> None:
         _raise_for(signum)
 
 
+_MAIN_THREAD = threading.main_thread().ident
+_clock = time.perf_counter  # when commits are due (a test's to replace)
+
+
 def _whole(method: Any) -> Any:
     """Decorator: SIGTERM/SIGINT handled by the Recorder take effect when ``method`` returns."""
 
     @functools.wraps(method)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if threading.current_thread() is not threading.main_thread():
+        if threading.get_ident() != _MAIN_THREAD:
             return method(*args, **kwargs)
         _Signals.depth += 1
         try:
             result = method(*args, **kwargs)
         finally:
             _Signals.depth -= 1
-        if not _Signals.depth and _Signals.pending is not None:
+        if _Signals.pending is not None and not _Signals.depth:
             signum, _Signals.pending = _Signals.pending, None
             _raise_for(signum)
         return result
@@ -210,12 +218,44 @@ def _flat(tensors: Sequence[torch.Tensor | None], sizes: Sequence[int], like: to
     return torch.cat(parts) if parts else like.new_empty(0)
 
 
-try:  # one C++ call that flattens and concatenates (what DDP uses); a cat of reshapes otherwise
-    from torch._utils import _flatten_dense_tensors as _flatten
-except ImportError:  # pragma: no cover - older or newer torch without it
+_set_grad_enabled = torch._C._set_grad_enabled
 
-    def _flatten(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
-        return torch.cat([t.reshape(-1) for t in tensors])
+
+def _copy_all(dst: Sequence[torch.Tensor], src: Sequence[torch.Tensor]) -> None:
+    """``d.copy_(s)`` for each pair: one call (torch's foreach kernel, ~2x faster for a few small tensors)."""
+    if _foreach_copy is not None:
+        _foreach_copy(list(dst), list(src))
+    else:  # pragma: no cover - a torch without it
+        for d, s in zip(dst, src):
+            d.copy_(s)
+
+
+_foreach_copy = getattr(torch, "_foreach_copy_", None)
+
+
+def _metric_columns(metrics: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
+    """The metrics of some epochs by name.
+
+    Parameters
+    ----------
+    metrics : sequence of dict of str to float
+        One per epoch.
+
+    Returns
+    -------
+    dict of str to ndarray of shape (epoch,)
+        float64; NaN where an epoch lacks the metric.
+    """
+    keys = list(metrics[0]) if metrics else []
+    if all(list(m) == keys for m in metrics):  # train()'s: the same names in the same order every epoch
+        try:  # one conversion in numpy (a float() a value held the writer thread's GIL ~10 ms a spirals run)
+            table = np.array([list(m.values()) for m in metrics], np.float64).reshape(len(metrics), len(keys))
+        except (TypeError, ValueError):
+            table = None
+        if table is not None:
+            return {key: table[:, j].copy() for j, key in enumerate(keys)}
+    keys = list(dict.fromkeys(key for m in metrics for key in m))
+    return {key: np.array([float(m.get(key, np.nan)) for m in metrics], np.float64) for key in keys}
 
 
 def _host(t: torch.Tensor) -> torch.Tensor:
@@ -225,6 +265,25 @@ def _host(t: torch.Tensor) -> torch.Tensor:
     buf = torch.empty(t.shape, dtype=t.dtype, pin_memory=True)
     buf.copy_(t, non_blocking=True)
     return buf
+
+
+class _Block:
+    """A block buffer: per recorded array (a layer's output, the scalars) a region of shape (row, *shape),
+    a row an epoch, in one allocation; written by the training thread, read by the writer thread.
+
+    ``rows[i]`` holds row i of every region (views made once, by ``unbind``: indexing costs ~1 us a tensor
+    an epoch).
+    """
+
+    def __init__(self, pieces: Mapping[str, tuple[int, ...]], rows: int, *, dtype: torch.dtype, device: Any) -> None:
+        sizes = [rows * math.prod(shape) for shape in pieces.values()]
+        storage = torch.empty(sum(sizes), dtype=dtype, device=device)
+        self.storage = storage
+        self.regions = {
+            key: region.view(rows, *shape) for (key, shape), region in zip(pieces.items(), storage.split(sizes))
+        }
+        self.rows = [list(row) for row in zip(*(region.unbind(0) for region in self.regions.values()))]
+        self.dtype, self.device = dtype, storage.device
 
 
 class Recorder(Callback):
@@ -301,6 +360,7 @@ class Recorder(Callback):
             raise ParameterError(f"path must be a file path (str or PathLike); got {type(path).__name__}")
         self.path = os.fspath(path)
         self.schedule = schedule if isinstance(schedule, Schedule) else Schedule(schedule)
+        self._every = self.schedule.spec == "every"
         if layers is not None and (isinstance(layers, str) or not all(isinstance(n, str) for n in layers)):
             raise ParameterError(f"layers must be a list of module names; got {layers!r}")
         self.layers = list(layers) if layers is not None else None
@@ -331,10 +391,14 @@ class Recorder(Callback):
         self._prev: tuple[int, torch.Tensor] | None = None
         self._flat: Any = None
         # the pending block: per recorded epoch, (epoch, row, metrics, previous weights or None)
-        self._rows: list[tuple[int, torch.Tensor, dict[str, Any], torch.Tensor | None]] = []
-        self._big_rows = False  # rows of a megabyte or more: their buffers are reused
-        self._spare_rows: list[torch.Tensor] = []  # such buffers, written (list.append/pop: atomic)
-        self._block_start = 0.0
+        # the pending block: its rows are the first len(self._rows) rows of self._block, and
+        # self._rows holds, per recorded epoch, (epoch, metrics, previous weights or None)
+        self._rows: list[tuple[int, dict[str, Any], torch.Tensor | None]] = []
+        self._block: _Block | None = None
+        self._block_rows = 1  # rows of a block buffer
+        self._spare: list[_Block] = []  # block buffers the writer has written (list.append/pop: atomic)
+        self._uncommitted = False  # a block went to the writer without a commit since the last commit
+        self._since: float | None = None  # when the first row not yet committed was recorded
         self._written: tuple[int, np.ndarray] | None = None  # writer thread: last written epoch and its params
         self._t0 = time.perf_counter()
         self._old_handlers: dict[int, Any] = {}
@@ -467,6 +531,7 @@ class Recorder(Callback):
         n = len(probe.inputs)
         shapes = {name: (n, *t.shape[1:]) for name, t in self._captured.items()}
         float32 = all(t.dtype == torch.float32 for t in [*self._captured.values(), *(p for _, p in self._params)])
+        first = next(iter(self._captured.values()))
         self._captured.clear()
         self._probe_x = torch.tensor(probe.inputs)
         for name, shape in shapes.items():
@@ -501,7 +566,7 @@ class Recorder(Callback):
         datasets = self._datasets(metrics) if float32 and small and metrics is not None else None
         # rows of a whole HDF5 chunk or more (a large probe set) go straight to the file, not through a chunk cache
         big_rows = any(chunk_rows(shape, 4) == 1 for shape in shapes.values())
-        self._big_rows = 4 * self._row_size >= 1 << 20
+        self._block_rows = max(1, min(_BLOCK_ROWS, _BLOCK_BYTES // (4 * self._row_size)))
         writer = RecordingWriter(
             self.path,
             config=config,
@@ -513,6 +578,7 @@ class Recorder(Callback):
         self._resumed_from = writer.last_epoch if mode == "resume" else -1
         self._last_recorded = writer.last_epoch
         self._writer = BackgroundWriter(writer, max_buffer_bytes=self.max_buffer_bytes, on_commit=self.on_commit)
+        self._prefault(first.dtype, first.device)
         if self.verbose:
             self._announce(shapes, epochs)
         self._install_signal_handler()
@@ -523,7 +589,7 @@ class Recorder(Callback):
         float32 parameters and outputs whose metrics are known (``train``'s): the files then start from a
         cached template (see ``data.recording.RecordingTemplate``) instead of making ~20 datasets each."""
         out: dict[str, tuple[tuple[int, ...], Any]] = {
-            key: (shape, np.float32) for key, (_, _, shape) in self._layout.items() if key.startswith(S.LAYERS + "/")
+            key: (shape, np.float32) for key, shape in self._pieces.items() if key.startswith(S.LAYERS + "/")
         }
         out[S.layer("output")] = out[S.layer("output", S.PREACTIVATION)]  # z = f(logits)
         out.update({S.parameter(name): (tuple(p.shape), np.float32) for name, p in self._params})
@@ -534,24 +600,19 @@ class Recorder(Callback):
         return out
 
     def _make_layout(self, shapes: Mapping[str, tuple[int, ...]]) -> None:
-        """Where each recorded array lives in a row of the block buffer (float32, one row per epoch)."""
+        """What a block buffer holds a row of per epoch: each recorded layer array, then the scalars."""
         n_scalars = int(self._offsets[-1])
         pieces: list[tuple[str, tuple[int, ...]]] = [(S.layer(name), shapes[name]) for name in self._modules]
         if self.preactivation:
             pieces += [(S.layer(name, S.PREACTIVATION), shapes[f"{name}:pre"]) for name in self._modules]
         pieces += [(S.layer("output", S.PREACTIVATION), shapes["output"])]  # z = f(logits): the writer's
-        pieces += [("params", (n_scalars,)), ("grads", (n_scalars,))]
-        pieces += [(f"state:{key}", (n_scalars,)) for key in self._opt_keys]
-        self._layout: dict[str, tuple[int, int, tuple[int, ...]]] = {}
-        start = 0
-        for key, shape in pieces:
-            size = math.prod(shape)
-            self._layout[key] = (start, start + size, tuple(shape))
-            start += size
-        self._row_size = start
+        # the parameters, their gradients, then each optimizer-state key's tensors (train()'s FlatStorage.whole)
+        pieces += [(_SCALARS, ((2 + len(self._opt_keys)) * n_scalars,))]
+        self._pieces = {key: tuple(shape) for key, shape in pieces}
+        self._row_size = sum(math.prod(shape) for shape in self._pieces.values())
         n_par = len(self._params)
         z_bytes = 4 * math.prod(shapes["output"])
-        self._epoch_bytes = 4 * start + z_bytes + 8 * n_par * (2 + len(self._opt_keys)) + 8 * 8
+        self._epoch_bytes = 4 * self._row_size + z_bytes + 8 * n_par * (2 + len(self._opt_keys)) + 8 * 8
 
     def _announce(self, shapes: Mapping[str, tuple[int, ...]], epochs: int | None) -> None:
         per = self._epoch_bytes
@@ -598,96 +659,134 @@ class Recorder(Callback):
     # ------------------------------------------------------------------ recording
 
     def _wants(self, epoch: int) -> bool:
-        return epoch > self._last_recorded and (epoch in self.schedule or epoch == self.epochs)
+        return epoch > self._last_recorded and (self._every or epoch in self.schedule or epoch == self.epochs)
 
     def _capture(
         self, model: nn.Module, epoch: int, metrics: Mapping[str, Any], optimizer: Any, captured: bool
     ) -> None:
-        """Copy what epoch ``epoch`` shows into one flat row: a single tensor copy.
+        """Copy what epoch ``epoch`` shows into the next row of the block buffer.
 
-        The heavy work (splitting, the output non-linearity, norms, HDF5) is the writer thread's.
+        The heavy work (the output non-linearity, norms, HDF5) is the writer thread's.
         """
         cap = self._captured
         if not captured or "output" not in cap:
             cap.clear()
             self._probe_pass(model)
-        parts = [cap[name] for name in self._take]
+        block = self._block or self._new_block(cap)
+        row = block.rows[len(self._rows)]
+        layers = [cap[name] for name in self._take]
         flat = self._flat
-        if flat is not None:  # train()'s contiguous storage: the buffers themselves
-            parts += [flat.params, flat.grads]
-            parts += [flat.states.get(key, self._nans) for key in self._opt_keys]
-        else:
-            tensors = [p for _, p in self._params]
-            nans = self._nans
-            parts += tensors
-            parts += [p.grad if p.grad is not None else nans[: p.numel()] for p in tensors]
-            per_param = [optimizer.state.get(p, {}) for p in tensors] if optimizer is not None else []
-            for key in self._opt_keys:
-                parts += [st[key] if key in st else nans[: p.numel()] for st, p in zip(per_param, tensors)]
-        with torch.no_grad():
-            row = self._row(parts)
+        grad = torch.is_grad_enabled()
+        _set_grad_enabled(False)  # what torch.no_grad() does, at a third of its cost
+        try:
+            if flat is not None:  # train()'s contiguous storage: the scalars in one tensor
+                layers.append(flat.whole)
+                _copy_all(row, layers)
+            else:
+                _copy_all(row[:-1], layers)
+                torch.cat([t.reshape(-1) for t in self._scalars(optimizer)], out=row[-1])
+        finally:
+            _set_grad_enabled(grad)
         cap.clear()
         prev = self._prev[1] if self._prev is not None and self._prev[0] == epoch - 1 else None
         values = dict(metrics)
         if "time" not in values:
             values["time"] = time.perf_counter() - self._t0
-        if not self._rows:
-            self._block_start = time.perf_counter()
-        self._rows.append((epoch, row, values, prev))
+        if self._since is None:
+            self._since = _clock()
+        self._rows.append((epoch, values, prev))
         self._last_recorded = epoch
         self._prev = None
 
-    def _row(self, parts: list[torch.Tensor]) -> torch.Tensor:
-        """``parts`` flattened into one row: a new tensor, or for rows of a megabyte or more (large probe
-        sets) a buffer the writer thread hands back once written (new memory each epoch cost ~15 ms of
-        page faults for MNIST's 20 MB rows)."""
-        if not self._big_rows or parts[0].device.type != "cpu":
-            return _flatten(parts)
-        try:
-            row = self._spare_rows.pop()
-        except IndexError:
-            return _flatten(parts)
-        return torch.cat([p.reshape(-1) for p in parts], out=row)
+    def _scalars(self, optimizer: Any) -> list[torch.Tensor]:
+        """The parameters, gradients and optimizer state of a model without train()'s flat storage (NaN where
+        a gradient or a state is missing)."""
+        tensors = [p for _, p in self._params]
+        nans = self._nans
+        parts = tensors + [p.grad if p.grad is not None else nans[: p.numel()] for p in tensors]
+        per_param = [optimizer.state.get(p, {}) for p in tensors] if optimizer is not None else []
+        for key in self._opt_keys:
+            parts += [st[key] if key in st else nans[: p.numel()] for st, p in zip(per_param, tensors)]
+        return parts
+
+    def _new_block(self, cap: Mapping[str, torch.Tensor]) -> _Block:
+        """A block buffer the writer has written and given back, or a new one (device and dtype of the layers)."""
+        for name, shape in zip(self._take, self._pieces.values()):  # the same order
+            if tuple(cap[name].shape) != shape:
+                raise RecordingError(
+                    f"layer {name.removesuffix(':pre')!r} gave shape {tuple(cap[name].shape)} this epoch, {shape} "
+                    f"when the recording started (recorded layers must keep their shapes)"
+                )
+        like = cap[self._take[0]]
+        while self._spare:
+            block = self._spare.pop()
+            if block.device == like.device and block.dtype == like.dtype:
+                self._block = block
+                return block
+        self._block = _Block(self._pieces, self._block_rows, dtype=like.dtype, device=like.device)
+        return self._block
+
+    def _prefault(self, dtype: torch.dtype, device: torch.device) -> None:
+        """Have the writer thread touch the spare block buffers' memory before training writes to it: the
+        page faults of 8 MB (~2 ms) then cost the writer's core, not the training thread."""
+        if device.type != "cpu" or self._block_rows * self._row_size * dtype.itemsize < 1 << 20:
+            return
+        for _ in range(_SPARE_BLOCKS):
+            block = _Block(self._pieces, self._block_rows, dtype=dtype, device=device)
+            done = self._give_back(block)
+
+            def touch(block: _Block = block, done: Any = done) -> tuple[None, None, Any, bool]:
+                block.storage.zero_()
+                return None, None, done, False
+
+            self._writer.put(touch, 0)
 
     def _handoff(
         self, optimizer: Any, generator: torch.Generator | None, *, force: bool = False, checkpoint: bool = True
     ) -> None:
-        """Hand the pending block to the writer thread once ``commit_every`` has passed (or when ``force``).
+        """Hand the pending block to the writer thread when the buffer is full, and commit once
+        ``commit_every`` has passed (or when ``force``).
 
         ``checkpoint`` must be true only while the optimizer and RNG are still
         at the block's last epoch: their state is then saved with the block.
         """
-        if not self._rows or not (force or time.perf_counter() - self._block_start >= self.commit_every):
+        rows, since = self._rows, self._since
+        commit = force or (since is not None and _clock() - since >= self.commit_every)
+        if not (commit or len(rows) == self._block_rows):
             return
-        rows, self._rows = self._rows, []
+        if commit:
+            self._since = None
+        if not rows:
+            if commit and self._uncommitted:  # blocks went over uncommitted: commit them
+                self._writer.put(lambda: (None, None, None, True), 0)
+                self._uncommitted = False
+            return
+        self._rows = []
+        k = len(rows)
         ckpt = self._checkpoint(optimizer, generator, rows[-1][0]) if checkpoint else None
-        block: torch.Tensor | list[torch.Tensor] = [row for _, row, _, _ in rows]  # stacked by the writer thread
+        block = self._block
+        arrays = {key: region[:k] for key, region in block.regions.items()}
         prevs = [prev for *_, prev in rows]
-        ready = None
-        if block[0].device.type == "cuda":  # one asynchronous copy to pinned host memory; the writer waits for it
-            block = _host(torch.stack(block))
-            prevs = [None if p is None else _host(p) for p in prevs]
+        ready = done = None
+        if block.device.type == "cuda":  # asynchronous copies to pinned host memory; the writer waits for them
+            arrays = {key: _host(t) for key, t in arrays.items()}  # (the buffer is reused at once: later
+            prevs = [None if p is None else _host(p) for p in prevs]  # rows are written after the copies)
             event = torch.cuda.Event()
             event.record()
             ready = event.synchronize
-        meta = [(epoch, values, prev) for (epoch, _, values, _), prev in zip(rows, prevs)]
-        if self._big_rows and ready is None:
-            # one block a row: the writer thread then takes each row as it is, where stacking rows of
-            # megabytes took a torch operation big enough to start a second OpenMP team beside a
-            # multi-threaded training's (MNIST-size: epochs ~2x longer); each row comes back for reuse
-            for i, row in enumerate(block):
-                last = i == len(block) - 1
-                maker = self._block_maker([row], meta[i : i + 1], ckpt if last else None, None, self._reuse_row(row))
-                self._writer.put(maker, self._epoch_bytes)
-            return
-        self._writer.put(self._block_maker(block, meta, ckpt, ready), self._epoch_bytes * len(rows))
+        else:
+            self._block = None
+            done = self._give_back(block)
+        meta = [(epoch, values, prev) for (epoch, values, _), prev in zip(rows, prevs)]
+        self._writer.put(self._block_maker(arrays, meta, ckpt, ready, done, commit), self._epoch_bytes * k)
+        self._uncommitted = not commit
 
-    def _reuse_row(self, row: torch.Tensor) -> Any:
-        """What the writer thread calls once ``row`` is written: keep it for a later epoch (two at most)."""
+    def _give_back(self, block: _Block) -> Any:
+        """What the writer thread calls once ``block``'s rows are written: keep it for later blocks."""
 
         def done() -> None:
-            if len(self._spare_rows) < 2:
-                self._spare_rows.append(row)
+            if len(self._spare) < _SPARE_BLOCKS:
+                self._spare.append(block)
 
         return done
 
@@ -707,35 +806,27 @@ class Recorder(Callback):
 
     def _block_maker(
         self,
-        block: torch.Tensor | list[torch.Tensor],
+        arrays: Mapping[str, torch.Tensor],
         meta: list[tuple[int, dict[str, Any], torch.Tensor | None]],
         ckpt: dict[str, Any] | None,
         ready: Any,
-        done: Any = None,
+        done: Any,
+        commit: bool,
     ):
-        """The closure the writer thread calls: split the block's rows into datasets, compute the norms."""
+        """The closure the writer thread calls: the block's arrays by dataset, the norms, the metrics."""
 
-        def make_block() -> tuple[dict[str, np.ndarray], dict[str, np.ndarray] | None, Any]:
+        def make_block() -> tuple[dict[str, np.ndarray], dict[str, np.ndarray] | None, Any, bool]:
             if ready is not None:
                 ready()
-            # (epoch, row); stacking ~1000 rows of fresh memory here, not in the training thread, saved it ~1 %
-            if isinstance(block, list):  # torch.stack gives the GIL up (np.stack of ~1000 small rows holds it)...
-                if len(block) == 1:
-                    rows = block[0].numpy()[None]
-                elif torch.get_num_threads() > 1:  # ...but would run an OpenMP team of its own beside training's
-                    rows = np.stack([row.numpy() for row in block])
-                else:
-                    rows = torch.stack(block).numpy()
-            else:
-                rows = block.numpy()
             k = len(meta)
             epochs = np.array([e for e, _, _ in meta], np.int64)
             offsets = self._offsets
+            n = int(offsets[-1])
             out: dict[str, np.ndarray] = {S.EPOCH: epochs}
-            cols = {key: rows[:, a:b] for key, (a, b, _) in self._layout.items()}
-            for key, (_, _, shape) in self._layout.items():
-                if key.startswith(S.LAYERS):
-                    out[key] = cols[key].reshape(k, *shape)
+            out.update({key: t.numpy() for key, t in arrays.items() if key != _SCALARS})  # (epoch, sample, unit)
+            scalars = arrays[_SCALARS].numpy()  # (epoch, scalar): params, grads, each state
+            cols = {"params": scalars[:, :n], "grads": scalars[:, n : 2 * n]}
+            cols.update({f"state:{key}": scalars[:, (2 + j) * n : (3 + j) * n] for j, key in enumerate(self._opt_keys)})
             logits = out[S.layer("output", S.PREACTIVATION)]  # the output z, for every epoch of the block at once
             out[S.layer("output")] = self.loss.activation_numpy(logits) if self.loss is not None else logits.copy()
 
@@ -762,16 +853,9 @@ class Recorder(Callback):
                 elif i == 0 and last is not None and last[0] == epochs[0] - 1:
                     prev[i] = last[1]
             out[S.norm("update")] = norms(params - prev)
-            keys = list(dict.fromkeys(key for _, m, _ in meta for key in m))
-            if all(len(m) == len(keys) for _, m, _ in meta):  # every epoch has every metric (train()'s)
-                table = [[float(m[key]) for key in keys] for _, m, _ in meta]
-                values = np.array(table, np.float64).reshape(k, len(keys))
-                out.update({S.metric(key): values[:, j].copy() for j, key in enumerate(keys)})
-            else:
-                for key in keys:
-                    out[S.metric(key)] = np.array([float(m.get(key, np.nan)) for _, m, _ in meta], np.float64)
+            out.update({S.metric(key): values for key, values in _metric_columns([m for _, m, _ in meta]).items()})
             self._written = (int(epochs[-1]), params[-1].copy())
-            return out, None if ckpt is None else {key: np.asarray(v) for key, v in ckpt.items()}, done
+            return out, None if ckpt is None else {key: np.asarray(v) for key, v in ckpt.items()}, done, commit
 
         return make_block
 
@@ -919,19 +1003,19 @@ class Recorder(Callback):
             self._restore(state)
 
     def on_epoch_begin(self, state: TrainState) -> None:
-        self._arm(self._reuse and self._wants(state.epoch))
+        self._armed = self._reuse and self._wants(state.epoch)  # (_arm, inlined: this runs every epoch)
 
     @_whole
     def on_epoch_end(self, state: TrainState) -> None:
-        captured = self._armed
-        self._arm(False)
+        captured, self._armed = self._armed, False
+        epoch = state.epoch
         generator = state.generator if not state.full_batch else None
-        if self._wants(state.epoch):
-            self._capture(state.network, state.epoch, state.metrics, state.optimizer, captured)
+        if self._wants(epoch):
+            self._capture(state.network, epoch, state.metrics, state.optimizer, captured)
             self._handoff(state.optimizer, generator)
         else:
             if state.status == "running":
-                self._snapshot(state.epoch)
+                self._snapshot(epoch)
             self._handoff(state.optimizer, generator, checkpoint=False)
 
     @_whole
@@ -943,7 +1027,7 @@ class Recorder(Callback):
                 if state.epoch > self._last_recorded:
                     self._capture(state.network, state.epoch, state.metrics, state.optimizer, False)
                 generator = state.generator if not state.full_batch else None
-                current = bool(self._rows) and self._rows[-1][0] == state.epoch
+                current = self._last_recorded == state.epoch  # pending, or handed over with its checkpoint
                 self._handoff(state.optimizer, generator, force=True, checkpoint=current)
         finally:
             status = state.status if state.status != "running" else "interrupted"

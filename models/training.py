@@ -29,7 +29,7 @@ from data.tasks import Task
 from .flat import FlatStorage
 from .losses import Loss, accuracy, get_loss
 from .networks import NetworkConfig, build_network, count_parameters
-from .optim import get_optimizer
+from .optim import get_optimizer, state_keys
 from .optim import optimizer_options as _full_options
 
 __all__ = ["Callback", "TrainState", "TrainResult", "train", "METRICS", "STATUSES"]
@@ -372,7 +372,7 @@ def train(
         inputs=x,
         device=dev,
         generator=torch.Generator().manual_seed(seed),
-        flat=FlatStorage(list(network.named_parameters()))
+        flat=FlatStorage(list(network.named_parameters()), state_keys(opt))
         if contiguous and FlatStorage.possible(network, opt)
         else None,
     )

@@ -391,9 +391,15 @@ def _big_probe_epochs(seed: int, momentum: float = 0.0):
         yield model, probe, opt, epoch, hidden
 
 
-def test_rows_of_a_megabyte_handed_over_together_are_written_one_by_one_exactly(tmp_path):
-    """Large rows handed to the writer several at once (a long commit interval) go to the file a row a block:
-    every epoch's activations exact, update norms across the blocks, the checkpoint of the last epoch."""
+@pytest.mark.parametrize("rows_per_block", [1, 2, 5])
+def test_blocks_handed_over_uncommitted_are_written_exactly_and_committed_once(tmp_path, monkeypatch, rows_per_block):
+    """Full block buffers go to the writer as they fill, without a commit until ``commit_every`` has passed
+    (here: the end): every epoch's activations exact, update norms across blocks, one commit holding the
+    checkpoint of the last epoch (handed over with its block)."""
+    import models.recorder as MR
+
+    row_bytes = 4 * (1100 * 256 + 1100 * 3 + 3 * (20 * 256 + 256 + 256 * 3 + 3))  # layers; params, grads, momenta
+    monkeypatch.setattr(MR, "_BLOCK_BYTES", rows_per_block * row_bytes)
     want, weights, commits = [], [], []
     rec = None
     for model, probe, opt, epoch, hidden in _big_probe_epochs(1, momentum=0.9):
@@ -403,10 +409,10 @@ def test_rows_of_a_megabyte_handed_over_together_are_written_one_by_one_exactly(
         want.append(hidden)
         weights.append(model[0].weight.detach().numpy().copy())
         rec.record(model, epoch, metrics={"loss": float(epoch)}, optimizer=opt)
-        assert rec.committed_epoch == -1 or epoch == 6  # the 7 rows go over at the last epoch, together
+        assert rec._block_rows == rows_per_block
+        assert rec.committed_epoch == -1 or epoch == 6  # nothing committed before the end
     rec.close()
-    assert rec._big_rows and len(rec._spare_rows) <= 2
-    assert commits[:7] == list(range(7))  # a block (and a commit) a row
+    assert commits == [6]
     with open_recording(tmp_path / "big.h5") as r:
         np.testing.assert_allclose(r.activations("1", list(range(7))), np.stack(want), rtol=1e-6, atol=1e-6)
         updates = r.norms("update")["0.weight"].to_numpy()
@@ -414,19 +420,74 @@ def test_rows_of_a_megabyte_handed_over_together_are_written_one_by_one_exactly(
             updates[1:], [np.linalg.norm(b - a) for a, b in zip(weights, weights[1:])], rtol=1e-5
         )
         assert int(r.checkpoint()["epoch"]) == 6
+        np.testing.assert_array_equal(r.metrics["loss"].to_numpy(), np.arange(7.0))
 
 
-def test_rows_of_a_megabyte_reuse_their_buffers_and_keep_every_epoch_exact(tmp_path):
-    """Large probe sets: the rows' buffers come back from the writer; no epoch sees another's values."""
+def _counting(init, made):
+    def counted(self, *args, **kwargs):
+        made.append(self)
+        init(self, *args, **kwargs)
+
+    return counted
+
+
+def test_block_buffers_come_back_and_no_epoch_sees_another_epochs_values(tmp_path, monkeypatch):
+    """Each epoch committed on its own (commit_every=0): the block buffer comes back from the writer and is
+    reused for the next epoch, whose values overwrite it; every epoch read back is its own."""
+    import models.recorder as MR
+
+    made = []
+    monkeypatch.setattr(MR._Block, "__init__", _counting(MR._Block.__init__, made))
     want = []
     rec = None
     for model, probe, _, epoch, hidden in _big_probe_epochs(0):
         rec = rec or Recorder(tmp_path / "big.h5", probe=probe, epochs=6, commit_every=0, verbose=False)
         want.append(hidden)
         rec.record(model, epoch, metrics={"loss": float(epoch)})
-        rec.flush()  # written: its row buffer is back for the next epoch
-        assert rec._big_rows and len(rec._spare_rows) == 1  # the path under test is taken
+        rec.flush()  # written: its buffer is back for the next epoch
+        assert rec._block is None and rec._spare  # the path under test is taken
     rec.close()
+    assert len(made) <= 1 + MR._SPARE_BLOCKS  # reused, not one a block
     with open_recording(tmp_path / "big.h5") as r:
         got = r.activations("1", list(range(7)))
     np.testing.assert_allclose(got, np.stack(want), rtol=1e-6, atol=1e-6)
+
+
+def test_a_block_full_at_the_last_epoch_commits_that_epochs_checkpoint(tmp_path, monkeypatch):
+    """train() hands a full block over without a commit; its last epoch's optimizer state travels with it and
+    the closing commit (of no rows) saves it: the checkpoint is the final epoch's, equal to the optimizer's."""
+    import models.recorder as MR
+
+    monkeypatch.setattr(MR, "_BLOCK_ROWS", 4)  # epochs 0-11: blocks fill at epochs 3, 7 and 11
+    net = build_network(NetworkConfig(2, 1, (3,)), seed=0)
+    opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
+    rec = Recorder(tmp_path / "c.h5", verbose=False, commit_every=3600)
+    train(net, load_task("xor"), optimizer=opt, epochs=11, callbacks=[rec])
+    assert rec._block_rows == 4
+    with open_recording(tmp_path / "c.h5") as r:
+        assert r.last_epoch == 11
+        ckpt = r.checkpoint()
+    assert int(ckpt["epoch"]) == 11
+    momenta = np.concatenate([opt.state[p]["momentum_buffer"].numpy().ravel() for p in net.parameters()])
+    np.testing.assert_array_equal(ckpt["optimizer.momentum_buffer"], momenta)
+
+
+def test_commits_come_every_commit_every_seconds_however_often_blocks_fill(tmp_path, monkeypatch):
+    """Blocks of 2 rows fill every 0.8 s of a fake clock, commit_every is 1 s: a commit every 1 s of rows
+    (at the first handoff after the first uncommitted row is 1 s old), not only at the end."""
+    import models.recorder as MR
+
+    now = [0.0]
+    monkeypatch.setattr(MR, "_BLOCK_ROWS", 2)
+    monkeypatch.setattr(MR, "_clock", lambda: now[0])
+    commits = []
+    net = build_network(NetworkConfig(2, 1, (3,)), seed=0)
+    probe = load_task("xor").inputs
+    path = tmp_path / "t.h5"
+    with Recorder(path, probe=probe, epochs=9, commit_every=1.0, verbose=False, on_commit=commits.append) as rec:
+        for epoch in range(10):
+            now[0] = 0.4 * epoch
+            rec.record(net, epoch, metrics={"time": now[0]})
+            rec._writer.flush()  # the writer has taken every block put so far
+            assert rec.committed_epoch == max(commits, default=-1)
+    assert commits == [3, 7, 9]  # 1.2 s after epoch 0's row; 1.2 s after epoch 4's; the end
