@@ -21,6 +21,7 @@ before the first commit).
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import sys
 import tempfile
@@ -66,13 +67,21 @@ def run_kills(
     workers: int,
     commit_every: float,
     target: Callable[..., None] = record_pattern,
+    keep: str | None = None,
 ) -> list[Verdict]:
     """Run one kill trial per delay, ``workers`` at a time; return their verdicts in order."""
     with tempfile.TemporaryDirectory(prefix="hud-crash-") as folder:
         with ThreadPoolExecutor(max_workers=workers) as pool:
             futures = [
                 pool.submit(
-                    kill_trial, folder, i, d, commit_every=commit_every, after_first_commit=after, target=target
+                    kill_trial,
+                    folder,
+                    i,
+                    d,
+                    commit_every=commit_every,
+                    after_first_commit=after,
+                    target=target,
+                    keep=keep,
                 )
                 for i, (d, after) in enumerate(waits)
             ]
@@ -120,6 +129,7 @@ def main(argv: list[str] | None = None) -> None:
         "--max-delay", type=float, default=0.5, help="longest time from start or first commit to kill (0.5 s)"
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--keep", help="a folder to copy the files that break the rule into (with their reports)")
     parser.add_argument("--compare", action="store_true", help="also run the kills without the commit protocol")
     args = parser.parse_args(argv)
 
@@ -136,7 +146,11 @@ def main(argv: list[str] | None = None) -> None:
         modes.append(("comparison: marker and data in one flush", record_without_protocol))
     for title, target in modes:
         t0 = time.perf_counter()
-        verdicts = run_kills(waits, workers=args.workers, commit_every=args.commit_every, target=target)
+        if args.keep:
+            os.makedirs(args.keep, exist_ok=True)
+        verdicts = run_kills(
+            waits, workers=args.workers, commit_every=args.commit_every, target=target, keep=args.keep
+        )
         _print(title, summarize(verdicts), verdicts, time.perf_counter() - t0)
 
 

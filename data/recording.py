@@ -698,6 +698,15 @@ class RecordingWriter:
         self._slot = slot
         return self.committed
 
+    def flush(self) -> None:
+        """Write the appended rows and HDF5's metadata to the file without claiming the rows (no marker).
+
+        A writer that appends several blocks between two commits flushes after each: HDF5 may write
+        metadata out of its cache at any time, and what it writes may point past the end of the file
+        that the last flush recorded; a flush makes the file's structure on disk whole again.
+        """
+        self.f.flush()
+
     def _write_checkpoint(self, path: str, value: np.ndarray) -> None:
         """Overwrite one checkpoint array in place (same shape and dtype as last time), or create it."""
         cache = self.__dict__.setdefault("_checkpoints", {})
@@ -853,6 +862,8 @@ class BackgroundWriter:
                 rows, block_checkpoint, done, commit = make_block()
                 if rows is not None:
                     self.writer.append(rows)
+                    if not commit:
+                        self.writer.flush()  # as after every block before commits were spaced out
                 if done is not None:
                     done()
                 checkpoint = block_checkpoint if block_checkpoint is not None else checkpoint

@@ -13,12 +13,14 @@ Three ways to use it:
 - on CUDA: copies leave the device asynchronously (pinned host buffers and a
   CUDA event); the writer thread waits for the event, not the training thread.
 
-Forward hooks on named modules capture each layer's output.  In full-batch
-training whose probe set is the training set, the training forward pass
-itself is captured (no extra probe pass); otherwise a probe pass runs under
-``torch.no_grad()`` in eval mode.  A writer thread turns the captured tensors
-into rows, computes the norms and appends them in group commits (see
-``data.recording.BackgroundWriter``).
+Forward hooks on named modules (or, for hud's networks, ``Network.tap``)
+capture each layer's output.  In full-batch training whose probe set is the
+training set, the training forward pass itself is captured (no extra probe
+pass); otherwise a probe pass runs under ``torch.no_grad()`` in eval mode.
+Each recorded epoch is copied into a row of a block buffer (a region per
+recorded array); full buffers go to a writer thread, which computes the norms
+and the output non-linearity, appends the rows, commits every ``commit_every``
+seconds (see ``data.recording.BackgroundWriter``) and hands the buffer back.
 """
 
 from __future__ import annotations
@@ -724,9 +726,9 @@ class Recorder(Callback):
         return self._block
 
     def _prefault(self, dtype: torch.dtype, device: torch.device) -> None:
-        """Have the writer thread make the spare block buffers and touch their memory before training writes
-        to it: their making (~1 ms each) and page faults (~2 ms for 8 MB) then cost the writer's core, not
-        the training thread."""
+        """Have the writer thread make a spare block buffer and touch its memory before training writes to
+        it: its making (~1 ms) and page faults (~2 ms for 8 MB) then cost the writer's core, not the
+        training thread."""
         if device.type != "cpu" or self._block_rows * self._row_size * dtype.itemsize < 1 << 20:
             return
 
@@ -738,8 +740,7 @@ class Recorder(Callback):
             block.storage.numpy().fill(0)
             return None, None, self._give_back(block), False
 
-        for _ in range(_SPARE_BLOCKS):
-            self._writer.put(make, 0)
+        self._writer.put(make, 0)  # one: the training thread's first buffer comes back before it fills the next
 
     def _handoff(
         self, optimizer: Any, generator: torch.Generator | None, *, force: bool = False, checkpoint: bool = True

@@ -36,6 +36,7 @@ import multiprocessing
 import os
 import random
 import resource
+import shutil
 import signal
 import sys
 import time
@@ -525,6 +526,7 @@ def kill_trial(
     pause: float = 0.0,
     after_first_commit: bool = False,
     target: Callable[..., None] = record_pattern,
+    keep: str | None = None,
 ) -> Verdict:
     """Record the pattern in a child, SIGKILL it after ``delay`` seconds, check what it left.
 
@@ -542,6 +544,8 @@ def kill_trial(
         Count ``delay`` from the child's first reported commit rather than from its start.
     target : callable
         The child: :func:`record_pattern` or a variant with its signature.
+    keep : str, optional
+        A folder to copy the recording and the report into when the file breaks the rule.
 
     Returns
     -------
@@ -567,6 +571,8 @@ def kill_trial(
         v.problems += check_with_hud(path, v.committed, f"interrupted at epoch {v.committed - 1}")
     for p in (path, report):
         if os.path.exists(p):
+            if keep is not None and v.problems:
+                shutil.copy(p, keep)
             os.remove(p)
     return v
 
