@@ -6,8 +6,6 @@ autograd gradients recomputed here, and the TrainResult of the same run.
 
 from __future__ import annotations
 
-import os
-
 import h5py
 import numpy as np
 import pytest
@@ -493,26 +491,3 @@ def test_commits_come_every_commit_every_seconds_however_often_blocks_fill(tmp_p
             rec._writer.flush()  # the writer has taken every block put so far
             assert rec.committed_epoch == max(commits, default=-1)
     assert commits == [3, 7, 9]  # 1.2 s after epoch 0's row; 1.2 s after epoch 4's; the end
-
-
-@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="counts threads through Linux's /proc")
-def test_the_writer_thread_starts_no_openmp_team_of_its_own(tmp_path):
-    """A multi-threaded torch operation in the writer thread starts a second OpenMP team; libgomp, then
-    managing more threads than cores, stops letting training's threads spin between parallel regions
-    (MNIST-size epochs measured ~2x longer).  While recording large rows (whose buffers the writer
-    prepares), the process holds training's threads and the writer thread, nothing more."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
-        torch.zeros(1 << 22).add_(1)  # training's team exists
-        before = len(os.listdir("/proc/self/task"))
-        rec = None
-        for model, probe, opt, epoch, _ in _big_probe_epochs(2):
-            rec = rec or Recorder(tmp_path / "t.h5", probe=probe, epochs=6, verbose=False)
-            rec.record(model, epoch, optimizer=opt)
-            rec._writer.flush()
-            assert rec._spare  # the writer has prepared buffers
-            assert len(os.listdir("/proc/self/task")) == before + 1, "the writer thread, and no other"
-        rec.close()
-    finally:
-        torch.set_num_threads(threads)
