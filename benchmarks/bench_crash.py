@@ -148,9 +148,7 @@ def main(argv: list[str] | None = None) -> None:
         t0 = time.perf_counter()
         if args.keep:
             os.makedirs(args.keep, exist_ok=True)
-        verdicts = run_kills(
-            waits, workers=args.workers, commit_every=args.commit_every, target=target, keep=args.keep
-        )
+        verdicts = run_kills(waits, workers=args.workers, commit_every=args.commit_every, target=target, keep=args.keep)
         _print(title, summarize(verdicts), verdicts, time.perf_counter() - t0)
 
 

@@ -755,9 +755,7 @@ class RecordingWriter:
 #: rows are written, when the buffers they view may be reused (or None), and whether to commit after them
 BlockMaker = Callable[
     [],
-    tuple[
-        "dict[str, np.ndarray] | None", "dict[str, np.ndarray] | None", "Callable[[], None] | None", bool
-    ],
+    tuple["dict[str, np.ndarray] | None", "dict[str, np.ndarray] | None", "Callable[[], None] | None", bool],
 ]
 
 
