@@ -491,3 +491,21 @@ def test_commits_come_every_commit_every_seconds_however_often_blocks_fill(tmp_p
             rec._writer.flush()  # the writer has taken every block put so far
             assert rec.committed_epoch == max(commits, default=-1)
     assert commits == [3, 7, 9]  # 1.2 s after epoch 0's row; 1.2 s after epoch 4's; the end
+
+
+def test_a_float64_model_is_recorded_in_float64(tmp_path):
+    """The probe set takes the model's floating type (it is stored as float32): a float64 model's layers and
+    parameters are recorded as float64, equal to its own forward pass."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(2, 4), nn.Tanh(), nn.Linear(4, 1)).double()
+    x = torch.randn(10, 2, dtype=torch.float64)
+    with Recorder(tmp_path / "d.h5", probe=x, epochs=2, verbose=False) as rec:
+        for epoch in range(3):
+            rec.record(model, epoch, metrics={"loss": 1.0})
+    with open_recording(tmp_path / "d.h5") as r:
+        hidden = r.activations("1", [2])[0]
+        weight = r.parameters(2)["0.weight"]
+    probe = torch.from_numpy(x.float().numpy()).double()  # what the probe set holds
+    assert hidden.dtype == weight.dtype == np.float64
+    np.testing.assert_array_equal(hidden, torch.tanh(model[0](probe)).detach().numpy())
+    np.testing.assert_array_equal(weight, model[0].weight.detach().numpy())
