@@ -1002,7 +1002,8 @@ class Recorder(Callback):
         )
         self._reuse = state.full_batch and same and not self._mode_dependent
         flat = state.flat
-        self._flat = flat if flat is not None and flat.names == [n for n, _ in self._params] else None
+        same = flat is not None and flat.names == [n for n, _ in self._params] and flat.keys == self._opt_keys
+        self._flat = flat if same else None  # its `whole` is then a row's scalars, as _make_layout lays them out
         if self._resumed_from >= 0:
             self._restore(state)
 
