@@ -282,7 +282,7 @@ class _Block:
             key: region.view(rows, *shape) for (key, shape), region in zip(pieces.items(), storage.split(sizes))
         }
         self.rows = [list(row) for row in zip(*(region.unbind(0) for region in self.regions.values()))]
-        self.dtype, self.device = dtype, storage.device
+        self.device = storage.device
 
 
 class Recorder(Callback):
@@ -531,8 +531,8 @@ class Recorder(Callback):
         shapes = {name: (n, *t.shape[1:]) for name, t in self._captured.items()}
         float32 = all(t.dtype == torch.float32 for t in [*self._captured.values(), *(p for _, p in self._params)])
         # the block buffers' type: what a concatenation of the layers and parameters would have
-        self._dtype = functools.reduce(torch.promote_types, [t.dtype for t in self._captured.values()])
-        self._dtype = functools.reduce(torch.promote_types, [p.dtype for _, p in self._params], self._dtype)
+        tensors = [*self._captured.values(), *(p for _, p in self._params)]
+        self._dtype = functools.reduce(torch.promote_types, [t.dtype for t in tensors])
         device = next(iter(self._captured.values())).device
         self._captured.clear()
         self._probe_x = torch.tensor(probe.inputs)
