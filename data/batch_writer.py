@@ -51,7 +51,7 @@ import numpy as np
 
 from . import schema as S
 from .errors import HudError
-from .recording import RecordingTemplate, RecordingWriter
+from .recording import RecordingTemplate, RecordingWriter, SmallRows
 
 __all__ = ["ChunkPool", "BatchWriter", "WriterLink", "start_writer", "chunk_layout"]
 
@@ -204,7 +204,7 @@ class BatchWriter:
         self.polar = payload.get("polar")
         self.writers: dict[int, RecordingWriter] = {}
         self._last: dict[int, tuple[int, np.ndarray]] = {}  # per member: last written epoch and weights
-        self._small: dict[int, tuple[list[dict[str, np.ndarray]], int]] = {}  # per member: rows to write, first row
+        self._small: dict[int, SmallRows] = {}  # per member: the small datasets' rows not yet written
         self._scratch: list[np.ndarray | None] = [None] * len(self.layers)
         common = {
             "probe": payload.get("probe"),
@@ -270,9 +270,9 @@ class BatchWriter:
                     rows[path] = self._layer_rows(j, source, shape, chunks, r, sel)
                 start = writer.rows
                 writer.append(rows)
-                kept = self._small.setdefault(r, ([], start))
-                kept[0].append(self._small_rows(r, small, block["prevs"], sel, ep))
-                if sum(len(part[S.metric("loss")]) for part in kept[0]) >= _SMALL_ROWS:
+                kept = self._small.setdefault(r, SmallRows())
+                kept.add(writer, self._small_rows(r, small, block["prevs"], sel, ep), start)
+                if kept.rows >= _SMALL_ROWS:
                     self._write_small(r)
             if r in closing or block["commit"] and (writer.rows != writer.committed or r in checkpoints):
                 self._write_small(r)
@@ -390,18 +390,18 @@ class BatchWriter:
 
     def _write_small(self, r: int) -> None:
         """Write member ``r``'s small datasets kept since they were last written."""
-        parts, start = self._small.pop(r, ([], 0))
-        if parts:
-            rows = parts[0] if len(parts) == 1 else {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-            self.writers[r].write_rows(rows, start)
+        kept = self._small.get(r)
+        if kept is not None:
+            kept.write(self.writers[r])
 
     def close(self, status: str = "interrupted", message: str = "") -> None:
         """Commit every row appended so far (each a whole epoch) and close every file still open, with ``status``."""
         for r in list(self.writers):
             try:
                 self._write_small(r)
-            except Exception:  # noqa: BLE001 - e.g. a full disk: committed epochs stay readable
-                pass
+            except Exception:  # noqa: BLE001 - e.g. a full disk: committed epochs stay readable, and the
+                with contextlib.suppress(Exception):  # rows whose small datasets are not written are not claimed
+                    self.writers[r].discard_uncommitted()
             try:
                 self.writers.pop(r).close(status, message=message)
             except Exception:  # noqa: BLE001

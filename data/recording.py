@@ -47,6 +47,8 @@ __all__ = [
     "format_bytes",
     "chunk_rows",
     "RecordingTemplate",
+    "SmallRows",
+    "split_small",
 ]
 
 #: statuses a recording can have; 'running' on disk after the writer died means interrupted
@@ -698,6 +700,14 @@ class RecordingWriter:
         self._slot = slot
         return self.committed
 
+    def discard_uncommitted(self) -> None:
+        """Forget the rows appended since the last commit (some of their datasets may not be written):
+        :meth:`close` then claims no more rows than are committed.  Their data stays past the marker,
+        where readers ignore it (as after a crash)."""
+        if self.rows != self.committed:
+            self.rows = self.committed
+            self.last_epoch = int(self.f[S.EPOCH][self.committed - 1]) if self.committed else -1
+
     def flush(self) -> None:
         """Write the appended rows and HDF5's metadata to the file without claiming the rows (no marker).
 
@@ -750,6 +760,92 @@ class RecordingWriter:
             self.f.close()
 
 
+#: rows of an epoch-indexed dataset smaller than this make it a small dataset (parameters of a small
+#: network, norms, metrics): its rows are kept and written for many blocks at once (see SmallRows)
+SMALL_ROW_BYTES = 4096
+_SMALL_BYTES = 16 << 20  # kept small rows are written once they hold this many bytes
+
+
+def split_small(block: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """A block's datasets in two: the epoch numbers and the large ones; the small ones (rows below
+    ``SMALL_ROW_BYTES``).
+
+    Parameters
+    ----------
+    block : mapping of schema path to ndarray of shape (n_rows, ...)
+
+    Returns
+    -------
+    (large, small) : two dicts of schema path to ndarray of shape (n_rows, ...)
+    """
+    large: dict[str, np.ndarray] = {}
+    small: dict[str, np.ndarray] = {}
+    for path, values in block.items():
+        values = np.asarray(values)
+        row_bytes = values.nbytes // max(len(values), 1)
+        (large if path == S.EPOCH or row_bytes >= SMALL_ROW_BYTES else small)[path] = values
+    return large, small
+
+
+class SmallRows:
+    """Rows of a recording's small datasets, kept to be written for many blocks at once.
+
+    Each HDF5 call costs ~30 us whatever its size, and from a writer thread it also hands the GIL
+    to training and back (measured: ~70 us of training's time each); a block has ~20 small
+    datasets and few large ones.  Keep a block's small rows here after appending its large ones
+    (``RecordingWriter.append``), and :meth:`write` them before the commit that claims them.
+
+    Attributes
+    ----------
+    rows : int
+        Rows kept.
+    nbytes : int
+        Bytes kept.
+    """
+
+    def __init__(self) -> None:
+        self._parts: list[dict[str, np.ndarray]] = []
+        self._start = 0
+        self.rows = 0
+        self.nbytes = 0
+
+    def add(self, writer: RecordingWriter, rows: Mapping[str, np.ndarray], start: int) -> None:
+        """Keep ``rows`` (the small datasets of rows ``start:`` just appended to ``writer``).
+
+        Parameters
+        ----------
+        writer : RecordingWriter
+            Where the kept rows go first if ``rows`` has other datasets than they have.
+        rows : mapping of schema path to ndarray of shape (n_rows, ...)
+            Kept as they are: no views of buffers reused before :meth:`write`.
+        start : int
+            The row of ``writer`` the first of ``rows`` is.
+        """
+        if self._parts and rows.keys() != self._parts[0].keys():  # other datasets: the kept ones first
+            self.write(writer)
+        if not self._parts:
+            self._start = start
+        self._parts.append(dict(rows))
+        self.rows += len(next(iter(rows.values()))) if rows else 0
+        self.nbytes += sum(v.nbytes for v in rows.values())
+
+    def write(self, writer: RecordingWriter) -> None:
+        """Write the kept rows to ``writer`` (kept until written: a failed write may be tried again).
+
+        Parameters
+        ----------
+        writer : RecordingWriter
+        """
+        parts = self._parts
+        if parts and parts[0]:
+            keys = parts[0].keys()
+            writer.write_rows(
+                parts[0] if len(parts) == 1 else {k: np.concatenate([p[k] for p in parts]) for k in keys}, self._start
+            )
+        self._parts = []
+        self.rows = self.nbytes = 0
+
+
 #: what a producer hands the writer thread: a callable returning (rows, checkpoint, done, commit): the rows
 #: to append (or None), the checkpoint of the state at the rows' last epoch (or None), a callable run once the
 #: rows are written, when the buffers they view may be reused (or None), and whether to commit after them
@@ -769,8 +865,11 @@ class BackgroundWriter:
     commit after them (data flushed, then the marker flushed).  A commit saves
     the newest checkpoint received if it is of the last appended epoch (a
     block handed over uncommitted may carry the checkpoint that a later,
-    empty, committing block needs).  Memory is bounded: ``put`` waits while
-    more than ``max_buffer_bytes`` are queued.
+    empty, committing block needs).  The small datasets of the blocks
+    (:class:`SmallRows`) are written before the commit that claims them, for
+    all those blocks at once: fewer HDF5 calls, each of which hands the GIL
+    to training and back.  Memory is bounded: ``put`` waits while more than
+    ``max_buffer_bytes`` are queued.
 
     Parameters
     ----------
@@ -798,6 +897,7 @@ class BackgroundWriter:
         self._cond = threading.Condition()
         self._put_count = 0
         self._done_count = 0
+        self._small = SmallRows()  # the writer thread's, until it ends
         self._thread = threading.Thread(
             target=self._run, name=f"hud-writer:{os.path.basename(writer.path)}", daemon=True
         )
@@ -829,6 +929,10 @@ class BackgroundWriter:
         self._thread.join()
         if self.error is not None:
             try:
+                try:
+                    self._small.write(self.writer)  # the small datasets of the rows appended before the error
+                except Exception:  # noqa: BLE001 - then those rows are not whole: not claimed
+                    self.writer.discard_uncommitted()
                 self.writer.close("failed", message=f"{type(self.error).__name__}: {self.error}")
             except Exception:  # noqa: BLE001 - the disk may still be full: committed epochs stay readable
                 pass
@@ -851,21 +955,30 @@ class BackgroundWriter:
 
     def _run(self) -> None:
         checkpoint = None  # the newest checkpoint received: written at a commit if it is of the last appended epoch
+        small = self._small  # the small datasets are written before a commit (or once they are many)
         while True:
             item = self._queue.get()
-            if item is None:
-                return
-            make_block, nbytes = item
             try:
+                if item is None:
+                    small.write(self.writer)
+                    return
+                make_block, nbytes = item
                 rows, block_checkpoint, done, commit = make_block()
                 if rows is not None:
-                    self.writer.append(rows)
+                    large, rest = split_small(rows)
+                    start = self.writer.rows
+                    self.writer.append(large)
+                    # copies of views: the buffers they view are reused once ``done`` is called
+                    small.add(self.writer, {k: v if v.flags.owndata else v.copy() for k, v in rest.items()}, start)
+                    if small.nbytes >= _SMALL_BYTES:
+                        small.write(self.writer)
                     if not commit:
                         self.writer.flush()  # as after every block before commits were spaced out
                 if done is not None:
                     done()
                 checkpoint = block_checkpoint if block_checkpoint is not None else checkpoint
                 if commit:
+                    small.write(self.writer)
                     current = checkpoint is not None and int(checkpoint["epoch"]) == self.writer.last_epoch
                     self.writer.commit(checkpoint if current else None)
                     checkpoint = None

@@ -84,6 +84,7 @@ _ACTIVATION_MODULES = (
 _BLOCK_BYTES = 8 << 20  # a block buffer: the epochs the writer gets at a time (a row at least)...
 _BLOCK_ROWS = 1024  # ...and at most this many
 _SPARE_BLOCKS = 2  # written block buffers kept for reuse
+_TAIL_ROWS = 16  # when the last epoch is known, a block is handed over this many epochs before it
 _SCALARS = "scalars"  # a block's parameters, gradients and optimizer state
 _TEMPLATE_PROBE_BYTES = 1 << 20  # a Recorder's files start from a cached template below this probe size
 _MODE_DEPENDENT = (nn.Dropout, nn.modules.batchnorm._BatchNorm, nn.AlphaDropout)
@@ -394,6 +395,9 @@ class Recorder(Callback):
         self._rows: list[tuple[int, dict[str, Any], torch.Tensor | None]] = []
         self._block: _Block | None = None
         self._block_rows = 1  # rows of a block buffer
+        # the epoch after which the pending rows are handed over early, when the last epoch is known: what
+        # is left to write when training ends (and waits for it) is then a few rows, not up to a whole block
+        self._tail = -1
         self._spare: list[_Block] = []  # block buffers the writer has written (list.append/pop: atomic)
         self._uncommitted = False  # a block went to the writer without a commit since the last commit
         self._since: float | None = None  # when the first row not yet committed was recorded
@@ -569,6 +573,7 @@ class Recorder(Callback):
         # rows of a whole HDF5 chunk or more (a large probe set) go straight to the file, not through a chunk cache
         big_rows = any(chunk_rows(shape, 4) == 1 for shape in shapes.values())
         self._block_rows = max(1, min(_BLOCK_ROWS, _BLOCK_BYTES // (4 * self._row_size)))
+        self._tail = epochs - _TAIL_ROWS if epochs is not None and epochs > 2 * _TAIL_ROWS else -1
         writer = RecordingWriter(
             self.path,
             config=config,
@@ -756,7 +761,7 @@ class Recorder(Callback):
         """
         rows, since = self._rows, self._since
         commit = force or (since is not None and _clock() - since >= self.commit_every)
-        if not (commit or len(rows) == self._block_rows):
+        if not (commit or len(rows) == self._block_rows or self._last_recorded == self._tail):
             return
         if commit:
             self._since = None
@@ -1044,7 +1049,7 @@ class Recorder(Callback):
             self._since = _clock()
         rows.append((epoch, state.metrics, prev))  # train() makes a new dict every epoch
         self._last_recorded = epoch
-        if len(rows) == self._block_rows or _clock() - self._since >= self.commit_every:
+        if len(rows) == self._block_rows or epoch == self._tail or _clock() - self._since >= self.commit_every:
             self._handoff_whole(state.optimizer, None)
 
     @_whole

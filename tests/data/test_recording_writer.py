@@ -222,3 +222,82 @@ def test_chunk_index_nodes_start_on_a_page(tmp_path, from_template):
         np.testing.assert_array_equal(f[layer][::97, 0, 0], np.ones(17, np.float32))
         marker = f[S.COMMIT].id.get_offset()  # rewritten at every commit: within one page too
         assert marker // 4096 == (marker + f[S.COMMIT].id.get_storage_size() - 1) // 4096
+
+
+def _blocks_through_background_writer(path, blocks, *, commit_after, writer_cls=None):
+    """Hand ``blocks`` (dicts of arrays) to a BackgroundWriter as the Recorder does: each block's arrays view one
+    buffer that is overwritten (reused) as soon as the writer calls the block's ``done``."""
+    from data.recording import BackgroundWriter
+
+    writer = (writer_cls or RecordingWriter)(path, config={"x": 1})
+    background = BackgroundWriter(writer)
+    for i, block in enumerate(blocks):
+        buffers = {key: value.copy() for key, value in block.items()}  # what the block's views view
+        views = {key: buf[:] for key, buf in buffers.items()}
+
+        def done(buffers=buffers):
+            for buf in buffers.values():
+                buf[...] = -7  # the training side writes its next rows into the buffer
+
+        background.put(lambda views=views, done=done, i=i: (views, None, done, i in commit_after), 1)
+    return background
+
+
+def test_background_writer_writes_small_datasets_of_many_blocks_before_their_commit(tmp_path):
+    """The small datasets (parameters, norms, metrics) are kept until the commit that claims them, as copies:
+    the file equals one append of every row, although each block's buffer was reused at once."""
+    from data.recording import SMALL_ROW_BYTES, split_small
+
+    rng = np.random.default_rng(2)
+    layer, out, weight, loss = S.layer("hidden1"), S.layer("output"), S.parameter("w"), S.metric("loss")
+    n = 90
+    rows = {
+        S.EPOCH: np.arange(n),
+        layer: rng.standard_normal((n, 40, 30)).astype(np.float32),  # 4800 bytes a row: large
+        out: rng.standard_normal((n, 40, 1)).astype(np.float32),  # 160 bytes a row: small
+        weight: rng.standard_normal((n, 3, 2)).astype(np.float32),
+        loss: rng.standard_normal(n),
+    }
+    large, small = split_small(rows)
+    assert sorted(large) == [S.EPOCH, layer] and sorted(small) == sorted([out, weight, loss])
+    assert rows[layer][0].nbytes >= SMALL_ROW_BYTES > rows[out][0].nbytes
+    one = RecordingWriter(tmp_path / "one.h5", config={"x": 1})
+    one.append(rows)
+    one.close("complete")
+    cuts = [0, 7, 30, 31, 64, n]  # blocks of 7, 23, 1, 33 and 26 rows; commits after the 2nd and the last
+    blocks = [{key: value[a:b] for key, value in rows.items()} for a, b in zip(cuts[:-1], cuts[1:])]
+    background = _blocks_through_background_writer(tmp_path / "split.h5", blocks, commit_after={1, 4})
+    background.close("complete")
+    _assert_same_datasets(tmp_path / "one.h5", tmp_path / "split.h5")
+
+
+def test_rows_whose_small_datasets_could_not_be_written_are_not_claimed(tmp_path):
+    """A writer that fails writing the small datasets of uncommitted blocks closes the file with only the rows
+    committed before: rows without their parameters and metrics are never claimed."""
+    from data import RecordingError, open_recording
+
+    class Failing(RecordingWriter):
+        calls = 0
+
+        def write_rows(self, block, start):
+            if S.EPOCH not in block:  # the small datasets (append() writes the others through here too)
+                Failing.calls += 1
+                if Failing.calls > 1:  # the first commit's small rows go through, the later ones fail
+                    raise OSError(28, "No space left on device")
+            super().write_rows(block, start)
+
+    n = 40
+    rows = {
+        S.EPOCH: np.arange(n),
+        S.layer("hidden1"): np.ones((n, 40, 30), np.float32),
+        S.metric("loss"): np.arange(n, dtype=float),
+    }
+    blocks = [{key: value[a : a + 10] for key, value in rows.items()} for a in range(0, n, 10)]
+    background = _blocks_through_background_writer(tmp_path / "run.h5", blocks, commit_after={0, 3}, writer_cls=Failing)
+    with pytest.raises(RecordingError, match="No space left"):
+        background.close("complete")
+    with open_recording(tmp_path / "run.h5") as rec:
+        assert rec.status == "failed" and rec.epochs.tolist() == list(range(10))
+        np.testing.assert_array_equal(rec.metrics["loss"].to_numpy(), np.arange(10.0))
+    with h5py.File(tmp_path / "run.h5", "r") as f:  # plain h5py: the marker claims the first block only
+        assert int(f[S.COMMIT][0]) == 10

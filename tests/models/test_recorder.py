@@ -509,3 +509,24 @@ def test_a_float64_model_is_recorded_in_float64(tmp_path):
     assert hidden.dtype == weight.dtype == np.float64
     np.testing.assert_array_equal(hidden, torch.tanh(model[0](probe)).detach().numpy())
     np.testing.assert_array_equal(weight, model[0].weight.detach().numpy())
+
+
+def test_the_last_rows_are_handed_over_a_few_epochs_before_the_end(tmp_path, monkeypatch):
+    """When the last epoch is known, the pending block goes to the writer _TAIL_ROWS epochs before it: training
+    then waits at its end for a few rows to be written, not for up to a whole block.  Every epoch is recorded
+    once, in order, and the checkpoint is the last epoch's."""
+    import data.recording as DR
+    import models.recorder as MR
+
+    monkeypatch.setattr(MR, "_BLOCK_ROWS", 64)
+    blocks = []
+    append = DR.RecordingWriter.append
+    monkeypatch.setattr(
+        DR.RecordingWriter, "append", lambda self, b: (blocks.append(b["epoch"].tolist()), append(self, b))
+    )
+    rec = Recorder(tmp_path / "tail.h5", verbose=False, commit_every=3600)
+    train(NetworkConfig(2, 1, (3,)), load_task("xor"), epochs=100, callbacks=[rec])
+    tail = 100 - MR._TAIL_ROWS
+    assert blocks == [list(range(64)), list(range(64, tail + 1)), list(range(tail + 1, 101))]
+    with open_recording(tmp_path / "tail.h5") as r:
+        assert r.epochs.tolist() == list(range(101)) and int(r.checkpoint()["epoch"]) == 100
