@@ -99,6 +99,24 @@ def format_bytes(n: float) -> str:
     return f"{n:.1f} TB"
 
 
+_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def _eoa_field(fd: int) -> int | None:
+    """Where the superblock of the HDF5 file open as ``fd`` stores its end-of-allocation address, or None.
+
+    Superblocks of versions 0 and 1 (the default ones, without a checksum), 8-byte addresses and
+    no user block only: the address field is 40 bytes (version 0) or 44 (version 1) into the file
+    (HDF5 file format specification, "Superblock").
+    """
+    head = os.pread(fd, 48, 0)
+    if len(head) < 48 or head[:8] != _SIGNATURE or head[8] not in (0, 1) or head[13] != 8:
+        return None
+    at = 40 if head[8] == 0 else 44
+    base = int.from_bytes(head[at - 16 : at - 8], "little")
+    return at if base == 0 else None
+
+
 def _json(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
 
@@ -401,6 +419,7 @@ class RecordingWriter:
         self._reserved = False  # space past HDF5's end of file allocated by _reserve, given back by _trim
         self._reserved_end = 0  # the file offset up to which space is allocated
         self._can_reserve = hasattr(os, "posix_fallocate")
+        self._eoa_at: int | None = None  # where the superblock keeps the end of allocation (0: not ours to write)
         self._layouts: dict[str, tuple[int, int]] = {}  # path -> (rows per chunk, bytes per chunk)
         if mode == "resume":
             self._open_resume()
@@ -471,7 +490,7 @@ class RecordingWriter:
         self.rows = self.committed = committed
         self.last_epoch = int(self.f[S.EPOCH][committed - 1]) if committed else -1
         self._set_status("running", self.last_epoch, "resumed")
-        self.f.flush()
+        self._flush()
         self._trim()
 
     def rewind(self, epoch: int) -> None:
@@ -487,12 +506,12 @@ class RecordingWriter:
         if keep == 0 or epochs[keep - 1] != epoch:
             raise RecordingError(f"cannot rewind {self.path!r} to epoch {epoch}: it is not a committed epoch")
         self.f[S.COMMIT][:] = np.array([keep, self._slot], np.int64)  # shrink: the marker first...
-        self.f.flush()
+        self._flush()
         for path in self._epoch_paths():  # ...then the rows it no longer claims
             self.f[path].resize(keep, axis=0)
         self.__dict__.pop("_open_datasets", None)  # their lengths changed
         self._known = None
-        self.f.flush()
+        self._flush()
         self.rows = self.committed = keep
         self.last_epoch = int(epoch)
 
@@ -633,6 +652,7 @@ class RecordingWriter:
                 continue
             self._reserved_end = end + size
             self._reserved = True
+            self._cover()
             return
         raise RecordingError(
             f"no room for {format_bytes(nbytes)} more: {error.strerror} "
@@ -644,7 +664,38 @@ class RecordingWriter:
         if self._reserved:
             self._reserved = False
             self._reserved_end = 0
-            os.ftruncate(self.f.id.get_vfd_handle(), self.f.id.get_filesize())
+            end = self.f.id.get_filesize()
+            self._write_eoa(end)  # HDF5's own end again: the file is cut there
+            os.ftruncate(self.f.id.get_vfd_handle(), end)
+
+    def _write_eoa(self, eoa: int) -> None:
+        """Write ``eoa`` into the superblock on disk (not into HDF5's copy of it)."""
+        at = self._eoa_at
+        if at is None:
+            at = self._eoa_at = _eoa_field(self.f.id.get_vfd_handle()) or 0
+        if at:
+            os.pwrite(self.f.id.get_vfd_handle(), eoa.to_bytes(8, "little"), at)
+
+    def _cover(self) -> None:
+        """Make the superblock on disk claim the space allocated ahead (:meth:`_reserve`) as the file's.
+
+        HDF5 writes its metadata in address order and the superblock, which bounds every address
+        a reader may follow, last (if at all: only when its end of allocation changed).  A flush cut
+        short by a SIGKILL could leave a dataset's header or chunk index pointing to a node past the
+        end the superblock on disk claims, and readers then refuse the whole dataset, committed rows
+        too ("addr overflow": seen once in 1000 kills of bench_crash.py, a chunk index that had just
+        split).  Every node HDF5 allocates lies within the reserved space, and the file is that long
+        (allocated), so a superblock claiming all of it covers whatever such a flush wrote.  Called
+        after each flush (which may write HDF5's own, shorter, end) and each reservation; the true end
+        is written back before the file is cut to it (:meth:`_trim`).
+        """
+        if self._reserved:  # (never less than HDF5's own end, had it allocated more than was reserved)
+            self._write_eoa(max(self._reserved_end, self.f.id.get_filesize()))
+
+    def _flush(self) -> None:
+        """Flush HDF5's caches to the file, then cover the reserved space again (:meth:`_cover`)."""
+        self.f.flush()
+        self._cover()
 
     def _datasets(self) -> dict[str, list[Any]]:
         """The open epoch-indexed datasets by path, each as [dataset, row shape, length, rows of a chunk
@@ -691,11 +742,11 @@ class RecordingWriter:
             self._reserve(_RESERVE_MARGIN + sum(np.asarray(v).nbytes for v in checkpoint.values()))
             for key, value in checkpoint.items():
                 self._write_checkpoint(S.checkpoint(slot, key), np.asarray(value))
-        self.f.flush()  # the data first...
+        self._flush()  # the data first...
         if not hasattr(self, "_marker"):
             self._marker = self.f[S.COMMIT]
         self._marker.id.write(h5py.h5s.ALL, h5py.h5s.ALL, np.array([self.rows, slot], np.int64))
-        self.f.flush()  # ...then, in a flush of its own, the marker that claims it
+        self._flush()  # ...then, in a flush of its own, the marker that claims it
         self.committed = self.rows
         self._slot = slot
         return self.committed
@@ -715,7 +766,7 @@ class RecordingWriter:
         metadata out of its cache at any time, and what it writes may point past the end of the file
         that the last flush recorded; a flush makes the file's structure on disk whole again.
         """
-        self.f.flush()
+        self._flush()
 
     def _write_checkpoint(self, path: str, value: np.ndarray) -> None:
         """Overwrite one checkpoint array in place (same shape and dtype as last time), or create it."""
@@ -753,7 +804,7 @@ class RecordingWriter:
             last = self.last_epoch if self.committed else -1  # every row is committed now
             self._reserve(64 << 10)  # on a full disk the status stays 'running' (read as 'interrupted')
             self._set_status(status or "complete", last if epoch is None else epoch, message)
-            self.f.flush()
+            self._flush()
             self._trim()
         finally:
             _WRITING.discard(os.path.realpath(self.path))
