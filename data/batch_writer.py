@@ -400,8 +400,7 @@ class BatchWriter:
             try:
                 self._write_small(r)
             except Exception:  # noqa: BLE001 - e.g. a full disk: committed epochs stay readable, and the
-                with contextlib.suppress(Exception):  # rows whose small datasets are not written are not claimed
-                    self.writers[r].discard_uncommitted()
+                self.writers[r].discard_uncommitted()  # rows whose small datasets are not written are not claimed
             try:
                 self.writers.pop(r).close(status, message=message)
             except Exception:  # noqa: BLE001

@@ -468,6 +468,7 @@ class RecordingWriter:
         self.rows = 0
         self.committed = 0
         self.last_epoch = -1
+        self._committed_epoch = -1  # the epoch of the last committed row
         self._known = template.datasets if template is not None else None  # no need to search the new file
 
     # -- resume --------------------------------------------------------------------
@@ -488,7 +489,7 @@ class RecordingWriter:
             if ds.shape[0] != committed:
                 ds.resize(committed, axis=0)
         self.rows = self.committed = committed
-        self.last_epoch = int(self.f[S.EPOCH][committed - 1]) if committed else -1
+        self.last_epoch = self._committed_epoch = int(self.f[S.EPOCH][committed - 1]) if committed else -1
         self._set_status("running", self.last_epoch, "resumed")
         self._flush()
         self._trim()
@@ -513,7 +514,7 @@ class RecordingWriter:
         self._known = None
         self._flush()
         self.rows = self.committed = keep
-        self.last_epoch = int(epoch)
+        self.last_epoch = self._committed_epoch = int(epoch)
 
     def _epoch_paths(self) -> list[str]:
         paths: list[str] = []
@@ -748,6 +749,7 @@ class RecordingWriter:
         self._marker.id.write(h5py.h5s.ALL, h5py.h5s.ALL, np.array([self.rows, slot], np.int64))
         self._flush()  # ...then, in a flush of its own, the marker that claims it
         self.committed = self.rows
+        self._committed_epoch = self.last_epoch
         self._slot = slot
         return self.committed
 
@@ -755,9 +757,8 @@ class RecordingWriter:
         """Forget the rows appended since the last commit (some of their datasets may not be written):
         :meth:`close` then claims no more rows than are committed.  Their data stays past the marker,
         where readers ignore it (as after a crash)."""
-        if self.rows != self.committed:
-            self.rows = self.committed
-            self.last_epoch = int(self.f[S.EPOCH][self.committed - 1]) if self.committed else -1
+        self.rows = self.committed
+        self.last_epoch = self._committed_epoch
 
     def flush(self) -> None:
         """Write the appended rows and HDF5's metadata to the file without claiming the rows (no marker).
