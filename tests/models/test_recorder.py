@@ -517,12 +517,13 @@ def test_the_last_rows_are_handed_over_a_few_epochs_before_the_end(tmp_path, mon
     once, in order, and the checkpoint is the last epoch's."""
     import data.recording as DR
     import models.recorder as MR
+    from data import schema as S
 
     monkeypatch.setattr(MR, "_BLOCK_ROWS", 64)
     blocks = []
     append = DR.RecordingWriter.append
     monkeypatch.setattr(
-        DR.RecordingWriter, "append", lambda self, b: (blocks.append(b["epoch"].tolist()), append(self, b))
+        DR.RecordingWriter, "append", lambda self, b: (blocks.append(b[S.EPOCH].tolist()), append(self, b))
     )
     rec = Recorder(tmp_path / "tail.h5", verbose=False, commit_every=3600)
     train(NetworkConfig(2, 1, (3,)), load_task("xor"), epochs=100, callbacks=[rec])
