@@ -57,6 +57,7 @@ _CHUNK_BYTES = 1 << 18  # target chunk size: 256 KiB
 _CACHE_BYTES = 64 << 20  # chunk cache per file: partially written chunks stay in memory between blocks
 _RESERVE_MARGIN = 1 << 20  # bytes reserved past a block's chunks, for HDF5's own metadata (B-tree nodes, headers)
 _RESERVE_STEP = 16 << 20  # space is allocated ahead in steps of this size
+_INDEX_BYTES = 64  # file bytes of a chunk index a chunk may need (a 64-entry node: 3.1 KiB on a 4 KiB page)
 _DISK_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 #: Every file opened for writing starts allocations of 2 KiB or more on a 4 KiB page: the nodes of
 #: each dataset's chunk index (a B-tree, 2.1-3.6 KiB for up to 4-D datasets; 0.2-0.6 % of a file).
@@ -195,8 +196,19 @@ def _create_dataset(
     compression: str | None,
     scales: tuple[h5py.Dataset, h5py.Dataset | None],
 ) -> h5py.Dataset:
-    """An epoch-indexed dataset of ``rows`` rows (fill values), chunked along epochs, labelled, its scales attached."""
+    """An epoch-indexed dataset of ``rows`` rows, chunked along epochs, labelled, its scales attached.
+
+    Uncompressed datasets get their chunks allocated whenever their extent grows, never written
+    by HDF5 (:func:`_allocated_ahead`): the writer writes every row it claims, fill values included,
+    and a dataset made as long as the run's rows keeps its chunk index unchanged from then on.
+    Compressed chunks move when rewritten (their size changes), so those are allocated as written.
+    """
     dtype = np.dtype(dtype)
+    early = {}
+    if compression is None:
+        dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+        dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+        early = {"dcpl": dcpl, "fill_time": "never"}
     ds = f.create_dataset(
         path,
         shape=(rows, *row_shape),
@@ -205,6 +217,7 @@ def _create_dataset(
         chunks=_chunks(tuple(row_shape), dtype.itemsize),
         fillvalue=np.nan if dtype.kind == "f" else 0,
         compression=compression,
+        **early,
     )
     _label(ds, path)
     epoch, names = scales
@@ -212,6 +225,66 @@ def _create_dataset(
     if names is not None and S.dims(path, ds.ndim)[1:2] == ("parameter",):
         ds.dims[1].attach_scale(names)
     return ds
+
+
+def _allocated_ahead(ds: h5py.Dataset) -> bool:
+    """Whether ``ds``'s chunks are allocated when its extent grows and never filled by HDF5
+    (see :func:`_create_dataset`; recordings of format 1 written before that was so have neither)."""
+    plist = ds.id.get_create_plist()
+    return plist.get_alloc_time() == h5py.h5d.ALLOC_TIME_EARLY and plist.get_fill_time() == h5py.h5d.FILL_TIME_NEVER
+
+
+class _Open:
+    """An epoch-indexed dataset open for writing, and what the writer tracks of it.
+
+    Attributes
+    ----------
+    ds : h5py.Dataset
+    tail : tuple of int
+        Its row shape.
+    length : int
+        Its rows (extent).
+    direct : int
+        Rows of a chunk written directly, 0 if never (see ``_write_rows``).
+    ahead : bool
+        Its chunks are allocated when it grows and never filled by HDF5 (:func:`_allocated_ahead`).
+    chunk : int
+        Rows of a chunk.
+    filled : int
+        Rows written or filled (only tracked when ``ahead``).
+    reserved : int
+        Chunks whose space on disk is allocated (only tracked when ``ahead``).
+    """
+
+    __slots__ = ("ds", "tail", "length", "direct", "ahead", "chunk", "filled", "reserved")
+
+    def __init__(self, ds: h5py.Dataset, filled: int) -> None:
+        self.ds = ds
+        self.tail = ds.shape[1:]
+        self.length = ds.shape[0]
+        self.direct = _direct_chunk_rows(ds)
+        self.ahead = _allocated_ahead(ds)
+        self.chunk = int(ds.chunks[0])
+        self.filled = filled
+        self.reserved = 0
+
+    def resize(self, length: int) -> None:
+        self.ds.id.set_extent((length, *self.tail))
+        self.length = length
+
+
+def _fits(fd: int, end: int, nbytes: int) -> bool:
+    """Whether ``nbytes`` more past ``end`` fit in the free space of the file system of ``fd`` and under
+    this process's file size limit (RLIMIT_FSIZE)."""
+    stat = os.fstatvfs(fd)
+    if nbytes > stat.f_bavail * stat.f_frsize:
+        return False
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not POSIX
+        return True
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    return limit == resource.RLIM_INFINITY or end + nbytes + _RESERVE_STEP <= limit
 
 
 def _created() -> str:
@@ -392,6 +465,14 @@ class RecordingWriter:
         Start a new file from this template (made with the same probe, grid,
         attributes and parameter names) instead of building it: only the config
         is written.
+    planned_rows : int, optional
+        The rows (recorded epochs) the whole run will have, when known (``train()`` and a
+        Recorder given ``epochs`` know it).  Each uncompressed epoch-indexed dataset is then
+        made that long when first written, all its chunks allocated at once (and the space
+        reserved on disk): no later flush changes a chunk index, so a SIGKILL during one cannot
+        reach committed rows (see docs/recording-format.md).  Datasets grow past it if more
+        rows come; a run that stops early has its datasets cut to its rows when closed.  A
+        plan that does not fit on the disk is dropped (the datasets then grow as rows come).
     """
 
     def __init__(
@@ -407,6 +488,7 @@ class RecordingWriter:
         parameter_names: Sequence[str] = (),
         chunk_cache: int = _CACHE_BYTES,
         template: RecordingTemplate | None = None,
+        planned_rows: int | None = None,
     ) -> None:
         if mode not in ("create", "overwrite", "resume"):
             raise ParameterError(f"mode must be one of 'create', 'overwrite', 'resume'; got {mode!r}")
@@ -418,9 +500,12 @@ class RecordingWriter:
         self._slot = -1
         self._reserved = False  # space past HDF5's end of file allocated by _reserve, given back by _trim
         self._reserved_end = 0  # the file offset up to which space is allocated
+        self._may_cut = False  # HDF5's next flush may cut the file to its end of allocation (see _flush)
         self._can_reserve = hasattr(os, "posix_fallocate")
         self._eoa_at: int | None = None  # where the superblock keeps the end of allocation (0: not ours to write)
         self._layouts: dict[str, tuple[int, int]] = {}  # path -> (rows per chunk, bytes per chunk)
+        self._plan = 0 if planned_rows is None else int(check_number("planned_rows", planned_rows, low=0, integer=True))
+        self._ahead = True  # datasets allocated ahead of their rows (False once that found no room)
         if mode == "resume":
             self._open_resume()
             return
@@ -484,11 +569,11 @@ class RecordingWriter:
         committed, slot = (int(v) for v in self.f[S.COMMIT][:2])
         self._slot = slot
         self._reserve(_RESERVE_MARGIN)
+        self.rows = self.committed = committed
         for path in self._epoch_paths():
             ds = self.f[path]
-            if ds.shape[0] != committed:
-                ds.resize(committed, axis=0)
-        self.rows = self.committed = committed
+            if ds.shape[0] < committed or ds.shape[0] > committed and not _allocated_ahead(ds):
+                ds.resize(committed, axis=0)  # (datasets allocated ahead keep their chunks: see write_rows)
         self.last_epoch = self._committed_epoch = int(self.f[S.EPOCH][committed - 1]) if committed else -1
         self._set_status("running", self.last_epoch, "resumed")
         self._flush()
@@ -508,12 +593,13 @@ class RecordingWriter:
             raise RecordingError(f"cannot rewind {self.path!r} to epoch {epoch}: it is not a committed epoch")
         self.f[S.COMMIT][:] = np.array([keep, self._slot], np.int64)  # shrink: the marker first...
         self._flush()
-        for path in self._epoch_paths():  # ...then the rows it no longer claims
-            self.f[path].resize(keep, axis=0)
+        self.rows = self.committed = keep
+        for path in self._epoch_paths():  # ...then the rows it no longer claims (datasets allocated
+            if not _allocated_ahead(self.f[path]):  # ahead keep them, to be overwritten: no index changes)
+                self.f[path].resize(keep, axis=0)
         self.__dict__.pop("_open_datasets", None)  # their lengths changed
         self._known = None
         self._flush()
-        self.rows = self.committed = keep
         self.last_epoch = self._committed_epoch = int(epoch)
 
     def _epoch_paths(self) -> list[str]:
@@ -593,32 +679,114 @@ class RecordingWriter:
                 f"{self.path!r} (committed {self.committed}, appended {self.rows})"
             )
         datasets = self._datasets()
-        self._reserve(self._block_bytes(block, start, ends, datasets))
+        lengths = self._grow(block, start, ends, datasets)
         for path, values in block.items():
-            entry = datasets.get(path)
-            if entry is None:
-                ds = self._create(path, np.asarray(values)[0], ends[path])
-                entry = datasets[path] = [ds, ds.shape[1:], ends[path], _direct_chunk_rows(ds)]
-            elif entry[2] < ends[path]:
-                entry[0].id.set_extent((ends[path], *entry[1]))
-                entry[2] = ends[path]
-            _write_rows(entry[0], start, values, entry[3])
+            d = datasets.get(path)
+            if d is None:
+                d = datasets[path] = _Open(self._create(path, np.asarray(values)[0], lengths[path]), filled=0)
+                self._may_cut = self._may_cut or d.ahead
+            elif path in lengths:
+                d.resize(lengths[path])
+                self._may_cut = self._may_cut or d.ahead
+            if d.ahead:  # chunks allocated, never filled by HDF5: rows skipped so far get fill values here
+                self._write_ahead(d, start, values)
+            else:
+                _write_rows(d.ds, start, values, d.direct)
+
+    def _grow(
+        self, block: Mapping[str, Any], start: int, ends: Mapping[str, int], datasets: Mapping[str, _Open]
+    ) -> dict[str, int]:
+        """The new length of each dataset of ``block`` too short for rows ``start:ends[path]``, its space
+        reserved (:meth:`_reserve`).
+
+        A dataset allocated ahead grows to the planned rows, past them by half its length at a time
+        (fewer index changes), unless that does not fit on the disk (or under the file size limit):
+        then, from then on, to the rows written.
+        """
+        lengths = {}
+        for path, end in ends.items():
+            d = datasets.get(path)
+            length = d.length if d is not None else 0
+            if length < end:
+                ahead = d.ahead if d is not None else self.compression is None
+                lengths[path] = max(end, self._plan, length + length // 2) if ahead and self._ahead else end
+        if any(lengths[p] > ends[p] for p in lengths):
+            extra = self._block_bytes(block, start, ends, datasets, lengths, whole=True) - _RESERVE_MARGIN
+            if not _fits(self.f.id.get_vfd_handle(), self.f.id.get_filesize(), extra):
+                self._ahead = False  # the plan (or half again) does not fit: allocate what the rows need
+                lengths = {path: ends[path] for path in lengths}
+        self._reserve(self._block_bytes(block, start, ends, datasets, lengths, whole=self.committed > 0))
+        return lengths
+
+    def _write_ahead(self, d: _Open, start: int, values: np.ndarray) -> None:
+        """Write rows ``start:`` of a dataset allocated ahead: fill values into the rows skipped before them,
+        the space of their chunks reserved first (a full disk is an error before HDF5 writes)."""
+        end = start + len(values)
+        self._reserve_chunks(d, min(d.filled, start), end)
+        if d.filled < start:
+            fill = np.full((start - d.filled, *d.tail), d.ds.fillvalue, d.ds.dtype)
+            _write_rows(d.ds, d.filled, fill, d.direct)
+        _write_rows(d.ds, start, values, d.direct)
+        d.filled = max(d.filled, end)
+
+    def _reserve_chunks(self, d: _Open, start: int, end: int) -> None:
+        """Allocate on disk the chunks of rows ``start:end`` of a dataset allocated ahead (HDF5 allocated
+        them in the file, which stays sparse until they are written)."""
+        first, last = max(d.reserved, start // d.chunk), -(-end // d.chunk)
+        if first >= last or not self._can_reserve:
+            return
+        zeros = (0,) * len(d.tail)
+        spans: list[list[int]] = []
+        for c in range(first, last):
+            info = d.ds.id.get_chunk_info_by_coord((c * d.chunk, *zeros))
+            if spans and spans[-1][1] == info.byte_offset:
+                spans[-1][1] += info.size
+            else:
+                spans.append([info.byte_offset, info.byte_offset + info.size])
+        fd = self.f.id.get_vfd_handle()
+        for lo, hi in spans:
+            try:
+                os.posix_fallocate(fd, lo, hi - lo)
+            except OSError as exc:
+                if exc.errno not in _DISK_FULL:
+                    self._can_reserve = False
+                    return
+                raise RecordingError(
+                    f"no room for {format_bytes(hi - lo)} more: {exc.strerror} "
+                    f"(the disk is full, or a quota or file size limit was reached)"
+                ) from None
+        d.reserved = last
 
     def _block_bytes(
-        self, block: Mapping[str, np.ndarray], start: int, ends: Mapping[str, int], datasets: Mapping[str, list[Any]]
+        self,
+        block: Mapping[str, Any],
+        start: int,
+        ends: Mapping[str, int],
+        datasets: Mapping[str, _Open],
+        lengths: Mapping[str, int],
+        *,
+        whole: bool,
     ) -> int:
-        """An upper bound of the bytes HDF5 allocates to write rows ``start:ends[path]`` of each path of ``block``."""
+        """An upper bound of the bytes HDF5 allocates to write rows ``start:ends[path]`` of each path of ``block``,
+        the datasets of ``lengths`` grown to those lengths.  The chunks of datasets allocated ahead are
+        counted only if ``whole`` (else their index: their own space is reserved as they are written)."""
         total = _RESERVE_MARGIN
-        for path, values in block.items():
+        for path, end in ends.items():
+            d = datasets.get(path)
             layout = self._layouts.get(path)
             if layout is None:
-                ds = datasets[path][0] if path in datasets else None
-                values = np.asarray(values)
+                ds = d.ds if d is not None else None
+                values = np.asarray(block[path])
                 dtype = ds.dtype if ds is not None else values.dtype
                 chunks = ds.chunks if ds is not None else _chunks(values.shape[1:], dtype.itemsize)
                 layout = self._layouts[path] = (chunks[0], int(np.prod(chunks, dtype=np.int64)) * dtype.itemsize)
             rows, nbytes = layout
-            touched = -(-ends[path] // rows) - start // rows  # chunks written: a compressed one moves when rewritten
+            if d.ahead if d is not None else self.compression is None:  # allocated as it grows, not written
+                old = d.length if d is not None else 0
+                added = -(-lengths.get(path, old) // rows) - -(-old // rows)
+                total += added * (nbytes if whole else _INDEX_BYTES)
+                continue
+            touched = -(-end // rows) - start // rows  # chunks written: a compressed one moves when rewritten
             total += touched * (nbytes + nbytes // 64 + 64)  # compression may make a chunk a little larger
         return total
 
@@ -694,33 +862,68 @@ class RecordingWriter:
             self._write_eoa(max(self._reserved_end, self.f.id.get_filesize()))
 
     def _flush(self) -> None:
-        """Flush HDF5's caches to the file, then cover the reserved space again (:meth:`_cover`)."""
+        """Flush HDF5's caches to the file, then cover the reserved space again (:meth:`_cover`).
+
+        A flush ends by cutting (or extending) the file to HDF5's end of allocation when HDF5 has not
+        written up to it itself: after chunks were allocated ahead and not yet written (a dataset
+        grown, :meth:`write_rows`) or freed (:meth:`_cut`).  That cut comes before HDF5 writes its
+        superblock, so a superblock on disk that claims the reserved space would, for a moment, claim
+        more than the file holds (a SIGKILL then leaves a file that does not open): before such a
+        flush the superblock claims HDF5's end only, and the reservation is made again after it.
+        """
+        if self._may_cut and self._reserved:
+            self._write_eoa(self.f.id.get_filesize())
         self.f.flush()
+        if self._may_cut:
+            self._may_cut = False
+            self._reserve_again()
         self._cover()
 
-    def _datasets(self) -> dict[str, list[Any]]:
-        """The open epoch-indexed datasets by path, each as [dataset, row shape, length, rows of a chunk
-        written directly (0: never; see ``_write_rows``)]: looking any of them up costs more than
-        writing a block."""
+    def _reserve_again(self) -> None:
+        """Allocate again the reserved space a flush cut off (see :meth:`_flush`); if that fails, reserve less."""
+        if not self._reserved:
+            return
+        fd = self.f.id.get_vfd_handle()
+        length = os.fstat(fd).st_size
+        if length < self._reserved_end:
+            try:
+                os.posix_fallocate(fd, length, self._reserved_end - length)
+            except OSError:
+                self._reserved_end = length
+
+    def _datasets(self) -> dict[str, _Open]:
+        """The open epoch-indexed datasets by path (looking any of them up costs more than writing a block)."""
         if not hasattr(self, "_open_datasets"):
             self._open_datasets = {}
             known = getattr(self, "_known", None)
             if known is not None:  # a new file from a template: every dataset is empty, its row shape known
-                for path, tail in known.items():  # the low-level open: half the cost of f[path]
-                    ds = h5py.Dataset(h5py.h5d.open(self.f.id, path.encode()))
-                    self._open_datasets[path] = [ds, tail, 0, _direct_chunk_rows(ds)]
+                for path in known:  # the low-level open: half the cost of f[path]
+                    self._open_datasets[path] = _Open(h5py.Dataset(h5py.h5d.open(self.f.id, path.encode())), 0)
                 return self._open_datasets
             for path in self._epoch_paths():
                 ds = self.f[path]
-                self._open_datasets[path] = [ds, ds.shape[1:], ds.shape[0], _direct_chunk_rows(ds)]
+                self._open_datasets[path] = _Open(ds, min(ds.shape[0], self.committed))
         return self._open_datasets
 
     def _extend_all(self) -> None:
         """Give every epoch-indexed dataset all appended rows (fill values where none were written)."""
-        for entry in self._datasets().values():
-            if entry[2] < self.rows:
-                entry[0].id.set_extent((self.rows, *entry[1]))
-                entry[2] = self.rows
+        datasets = self._datasets()
+        short = {path: self.rows for path, d in datasets.items() if d.length < self.rows}
+        for path, length in self._grow({}, self.rows, short, datasets).items():
+            datasets[path].resize(length)
+            self._may_cut = self._may_cut or datasets[path].ahead
+        for d in datasets.values():
+            if d.ahead and d.filled < self.rows:
+                self._write_ahead(d, self.rows, np.empty((0, *d.tail), d.ds.dtype))
+
+    def _cut(self) -> None:
+        """Cut the datasets longer than the committed rows (allocated ahead of a run that stopped early) to
+        them: HDF5 frees their chunks past the rows; the marker claims no more than it did."""
+        for d in self._datasets().values():
+            if d.length > self.committed:
+                d.resize(self.committed)
+                d.filled = min(d.filled, self.committed)
+                self._may_cut = True
 
     def commit(self, checkpoint: Mapping[str, np.ndarray] | None = None) -> int:
         """Make every appended row durable: flush, then write and flush the marker.
@@ -803,6 +1006,7 @@ class RecordingWriter:
             if self.rows != self.committed:
                 self.commit()
             last = self.last_epoch if self.committed else -1  # every row is committed now
+            self._cut()
             self._reserve(64 << 10)  # on a full disk the status stays 'running' (read as 'interrupted')
             self._set_status(status or "complete", last if epoch is None else epoch, message)
             self._flush()

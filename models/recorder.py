@@ -198,6 +198,15 @@ class Schedule:
             return list(range(last + 1))
         return sorted({e for e in range(last + 1) if e in self} | {0, last})
 
+    def count(self, last: int) -> int:
+        """How many epochs a run of ``last`` epochs records: ``len(self.epochs(last))``, without the list
+        for the schedules of a closed form."""
+        if self.spec == "every":
+            return last + 1
+        if isinstance(self.spec, int) and self._explicit is None:
+            return last // self.spec + 1 + (last % self.spec != 0)
+        return len(self.epochs(last))
+
     def to_json(self) -> Any:
         return self.spec
 
@@ -580,6 +589,7 @@ class Recorder(Callback):
             mode=mode,
             template=RecordingTemplate.cached(**common, datasets=datasets) if datasets and mode != "resume" else None,
             chunk_cache=0 if big_rows else 64 << 20,
+            planned_rows=None if epochs is None else self.schedule.count(epochs),
             **common,
         )
         self._resumed_from = writer.last_epoch if mode == "resume" else -1

@@ -176,7 +176,7 @@ def record_pattern(
     path: str,
     report: str,
     *,
-    epochs: int = 1_000_000,
+    epochs: int = 20_000,
     commit_every: float = 0.01,
     pause: float = 0.0,
     fsize_limit: int | None = None,
