@@ -189,6 +189,8 @@ class BatchWriter:
         ``grid``, ``attrs``, ``parameter_names``, ``slots`` (a list of (parameter name, shape)),
         ``offsets`` (where each parameter starts in a member's row, and the end), ``states``
         (per member, the schema path of each optimizer-state norm, in the pool's state order),
+        ``planned_rows`` (the rows of a member that runs every epoch, or None: see
+        ``RecordingWriter``),
         ``layers`` (a list of (schema path, source, (sample, unit)); source is a buffer name or
         'polar'), ``polar`` (the inputs after the polar stage, shape (sample, input), or None),
         ``checkpoint`` (per member, the (shape, dtype) of each array of its checkpoints: made
@@ -228,6 +230,7 @@ class BatchWriter:
                     mode=mode,
                     chunk_cache=0,  # whole chunks of the layers straight to the file
                     template=templates[states],
+                    planned_rows=payload.get("planned_rows"),
                 )
         except BaseException:
             for writer in self.writers.values():

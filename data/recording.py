@@ -204,11 +204,6 @@ def _create_dataset(
     Compressed chunks move when rewritten (their size changes), so those are allocated as written.
     """
     dtype = np.dtype(dtype)
-    early = {}
-    if compression is None:
-        dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
-        dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
-        early = {"dcpl": dcpl, "fill_time": "never"}
     ds = f.create_dataset(
         path,
         shape=(rows, *row_shape),
@@ -217,7 +212,7 @@ def _create_dataset(
         chunks=_chunks(tuple(row_shape), dtype.itemsize),
         fillvalue=np.nan if dtype.kind == "f" else 0,
         compression=compression,
-        **early,
+        **(_ahead_options() if compression is None else {}),
     )
     _label(ds, path)
     epoch, names = scales
@@ -225,6 +220,14 @@ def _create_dataset(
     if names is not None and S.dims(path, ds.ndim)[1:2] == ("parameter",):
         ds.dims[1].attach_scale(names)
     return ds
+
+
+def _ahead_options() -> dict[str, Any]:
+    """``create_dataset`` options of a dataset whose chunks are allocated when its extent grows, never
+    written by HDF5 (:func:`_allocated_ahead`)."""
+    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+    return {"dcpl": dcpl, "fill_time": "never"}
 
 
 def _allocated_ahead(ds: h5py.Dataset) -> bool:
@@ -311,7 +314,7 @@ def _write_skeleton(
     f.attrs[S.ROOT_ATTRS.STATUS_EPOCH] = -1
     f.attrs[S.ROOT_ATTRS.STATUS_MESSAGE] = ""
     f.create_dataset(S.COMMIT, data=np.array([0, -1], np.int64))
-    ep = f.create_dataset(S.EPOCH, shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(4096,))
+    ep = f.create_dataset(S.EPOCH, shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(4096,), **_ahead_options())
     _label(ep, S.EPOCH)
     ep.make_scale("epoch")
     if probe is not None:
@@ -517,12 +520,13 @@ class RecordingWriter:
         parent = os.path.dirname(os.path.abspath(self.path))
         if not os.path.isdir(parent):
             raise RecordingError(f"path {self.path!r}: the folder {parent!r} does not exist")
-        # The skeleton (attributes, commit marker, probe, grid) is written under a temporary name and
-        # renamed into place: a run interrupted while creating its file (Ctrl-C, SIGKILL) leaves no
-        # file without a commit marker at ``path`` (readers would call it damaged), and an overwritten
-        # recording is replaced only once its successor is whole.
+        # The file is written under a temporary name and renamed into place by its first commit (or
+        # its closing): a run killed before (while it creates the file, or allocates its datasets'
+        # chunks: see write_rows) leaves no file at ``path`` that a reader could find damaged, and an
+        # overwritten recording is replaced only once its successor has committed rows.
         folder, name = os.path.split(os.path.abspath(self.path))
         creating = os.path.join(folder, f".{name}.creating-{os.getpid()}")
+        _remove_stale(folder, f".{name}.creating-")
         try:
             if template is not None:
                 with open(creating, "wb") as fh:
@@ -539,16 +543,15 @@ class RecordingWriter:
                 f.attrs[S.ROOT_ATTRS.CONFIG] = _json(config or {})
                 f.attrs[S.ROOT_ATTRS.CREATED] = _created()
             f.close()
-            os.replace(creating, self.path)
-        except BaseException:
+            self.f = h5py.File(creating, "r+", rdcc_nbytes=self._cache, rdcc_nslots=100_003, **_ALIGNMENT)
+        except BaseException as exc:
             f.close()
             with contextlib.suppress(OSError):
                 os.remove(creating)
+            if isinstance(exc, OSError):
+                raise RecordingError(f"cannot create recording {self.path!r}: {exc}") from None
             raise
-        try:
-            self.f = h5py.File(self.path, "r+", rdcc_nbytes=self._cache, rdcc_nslots=100_003, **_ALIGNMENT)
-        except OSError as exc:
-            raise RecordingError(f"cannot open the new recording {self.path!r}: {exc}") from None
+        self._creating: str | None = creating  # renamed to path by the first commit (_put_in_place)
         _WRITING.add(os.path.realpath(self.path))
         self.rows = 0
         self.committed = 0
@@ -558,7 +561,14 @@ class RecordingWriter:
 
     # -- resume --------------------------------------------------------------------
 
+    def _put_in_place(self) -> None:
+        """Rename a new file to its path (once: at its first commit, or closing)."""
+        if self._creating is not None:
+            os.replace(self._creating, self.path)
+            self._creating = None
+
     def _open_resume(self) -> None:
+        self._creating = None
         rec = open_recording(self.path)  # validates format and version
         rec.close()
         try:
@@ -951,6 +961,7 @@ class RecordingWriter:
             self._marker = self.f[S.COMMIT]
         self._marker.id.write(h5py.h5s.ALL, h5py.h5s.ALL, np.array([self.rows, slot], np.int64))
         self._flush()  # ...then, in a flush of its own, the marker that claims it
+        self._put_in_place()
         self.committed = self.rows
         self._committed_epoch = self.last_epoch
         self._slot = slot
@@ -1014,6 +1025,7 @@ class RecordingWriter:
         finally:
             _WRITING.discard(os.path.realpath(self.path))
             self.f.close()
+            self._put_in_place()  # (an empty recording that failed is still found where it was asked for)
 
 
 #: rows of an epoch-indexed dataset smaller than this make it a small dataset (parameters of a small
@@ -1599,7 +1611,19 @@ class Recording:
 
     @property
     def size_on_disk(self) -> int:
+        """Bytes the file takes on disk: a recording allocated ahead that stopped early (or was killed) is
+        sparse, longer than that (see :attr:`file_length`)."""
+        st = os.stat(self.path)
+        blocks = getattr(st, "st_blocks", None)
+        return min(st.st_size, blocks * 512) if blocks is not None else st.st_size
+
+    @property
+    def file_length(self) -> int:
+        """The file's length in bytes (what a copy that does not keep holes writes)."""
         return os.path.getsize(self.path)
+
+    def _sparse(self) -> bool:
+        return self.file_length > 2 * self.size_on_disk + (1 << 20)
 
     def summary(self) -> str:
         """A few lines for people: task, network, loss, optimizer, epochs, layers, size, status."""
@@ -1630,7 +1654,8 @@ class Recording:
             f"epochs     {len(self._epochs)} recorded"
             + (f", {int(self._epochs[0])}..{self.last_epoch}" if len(self._epochs) else ""),
             "layers     " + (", ".join(f"{n} {s[0]}x{s[1]}" for n, s in self.layer_shapes.items()) or "(none)"),
-            f"size       {format_bytes(self.size_on_disk)}",
+            f"size       {format_bytes(self.size_on_disk)}"
+            + (f" on disk (a sparse file of {format_bytes(self.file_length)})" if self._sparse() else ""),
             f"status     {self.status_text}",
             f"format     {S.FORMAT_NAME} v{self.format_version}, written by hud {self.versions.get('hud', '?')}",
         ]
@@ -1640,6 +1665,23 @@ class Recording:
 def _opts(d: Mapping[str, Any], skip: Sequence[str]) -> str:
     items = [f"{k}={v}" for k, v in d.items() if k not in skip and v is not None]
     return f" ({', '.join(items)})" if items else ""
+
+
+def _remove_stale(folder: str, prefix: str) -> None:
+    """Remove the files ``prefix<pid>`` in ``folder`` left by processes no longer running (killed before
+    their recording's first commit)."""
+    try:
+        names = [n for n in os.listdir(folder) if n.startswith(prefix) and n[len(prefix) :].isdigit()]
+    except OSError:
+        return
+    for n in names:
+        try:
+            os.kill(int(n[len(prefix) :]), 0)
+        except ProcessLookupError:
+            with contextlib.suppress(OSError):
+                os.remove(os.path.join(folder, n))
+        except (PermissionError, OverflowError):  # another user's process, still running
+            pass
 
 
 def free_space(path: str | os.PathLike) -> int:

@@ -311,6 +311,7 @@ class BatchRecorder:
             "grid": (task.grid, task.grid_shape, task.extent) if task.grid is not None else None,
             "attrs": attrs,
             "parameter_names": [name for name, _ in self._slots],
+            "planned_rows": self.schedule.count(run.epochs),  # a member stopping early records fewer
             "slots": self._slots,
             "offsets": np.array([0] + [s.stop for s in b.slots], dtype=np.int64),
             "states": {r: [S.optimizer_state(STATE_KEYS[key]) for key in keys[r]] for r in self._rows},

@@ -394,3 +394,66 @@ def test_a_flush_cut_anywhere_leaves_the_committed_rows_of_a_planned_recording_r
         assert any("B-tree" in b or "addr overflow" in b for b in broken), broken
     with h5py.File(path, "r") as f:
         np.testing.assert_array_equal(f[layer][:], rows)
+
+
+def test_a_planned_recording_has_every_chunk_from_its_start_and_is_cut_to_its_rows_when_closed(tmp_path):
+    """``planned_rows``: each dataset is made that long at its first rows, all its chunks allocated (the
+    index never changes again), the file sparse; a run that stops early is cut to its committed rows."""
+    import os
+
+    rng = np.random.default_rng(1)
+    layer, loss = S.layer("hidden1"), S.metric("loss")
+    acts = rng.standard_normal((40, 50, 64)).astype(np.float32)  # 12.8 KB a row: 20 rows a chunk
+    path = tmp_path / "run.h5"
+    writer = RecordingWriter(path, config={}, planned_rows=40_000)
+    writer.append({S.EPOCH: np.arange(10), layer: acts[:10], loss: np.arange(10.0)})
+    ds = writer.f[layer]
+    assert ds.shape[0] == writer.f[S.EPOCH].shape[0] == writer.f[loss].shape[0] == 40_000
+    assert ds.id.get_num_chunks() == 2000  # 40,000 rows of 20: every chunk, before any is written
+    writer.commit()
+    writer.append({S.EPOCH: np.arange(10, 40), layer: acts[10:]})  # no loss: its rows get fill values
+    writer.commit()
+    assert ds.id.get_num_chunks() == 2000 and ds.shape[0] == 40_000
+    assert os.path.getsize(path) > 40_000 * acts[0].nbytes  # 512 MB long, but the chunks not written take no space:
+    assert os.stat(path).st_blocks * 512 < 40 * acts[0].nbytes + (33 << 20)  # (16 MB ahead, twice)
+    writer.close("stopped")
+    with h5py.File(path, "r") as f:  # plain h5py: the rows, nothing after them
+        assert f[layer].shape == (40, 50, 64) and f[S.EPOCH].shape == (40,)
+        np.testing.assert_array_equal(f[layer][:], acts)
+        np.testing.assert_array_equal(f[loss][:], [*range(10)] + [np.nan] * 30)
+        np.testing.assert_array_equal(f[S.EPOCH][:], np.arange(40))
+    # the chunks past the rows are freed; the file stays as long (other datasets' chunks lie after them)
+    # and sparse: what it takes on disk is what was written, and hud's summary says both
+    assert os.stat(path).st_blocks * 512 < 40 * acts[0].nbytes + (17 << 20)
+    from data import open_recording
+
+    with open_recording(path) as rec:
+        assert rec.size_on_disk < (17 << 20) and rec.file_length > 40_000 * acts[0].nbytes
+        assert "on disk (a sparse file of" in rec.summary()
+
+
+def test_a_planned_recording_resumed_after_a_crash_overwrites_the_rows_past_its_marker(tmp_path):
+    """A killed planned recording keeps its datasets' length (no index change on resume); the resumed
+    run writes over the uncommitted rows and the closed file holds exactly the committed history."""
+    import shutil
+
+    rng = np.random.default_rng(2)
+    layer = S.layer("hidden1")
+    acts = rng.standard_normal((30, 20, 16)).astype(np.float32)
+    path, killed = tmp_path / "run.h5", tmp_path / "killed.h5"
+    writer = RecordingWriter(path, config={}, planned_rows=30)
+    writer.append({S.EPOCH: np.arange(12), layer: acts[:12]})
+    writer.commit()
+    writer.append({S.EPOCH: np.arange(12, 20), layer: np.full((8, 20, 16), 7.0, np.float32)})  # never committed
+    writer.flush()
+    shutil.copy(path, killed)  # the file a SIGKILL now would leave
+    writer.close("complete")
+    resumed = RecordingWriter(killed, mode="resume", planned_rows=30)
+    assert (resumed.rows, resumed.last_epoch) == (12, 11)
+    assert resumed.f[layer].shape[0] == 30  # kept: its chunks stay where they are
+    resumed.append({S.EPOCH: np.arange(12, 30), layer: acts[12:]})
+    resumed.close("complete")
+    with h5py.File(killed, "r") as f:
+        assert int(f[S.COMMIT][0]) == 30
+        np.testing.assert_array_equal(f[layer][:], acts)
+        np.testing.assert_array_equal(f[S.EPOCH][:], np.arange(30))

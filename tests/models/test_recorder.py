@@ -200,6 +200,9 @@ def test_schedules():
     assert Schedule(7).epochs(20) == [0, 7, 14, 20]
     assert Schedule([5, 2]).epochs(9) == [0, 2, 5, 9]
     assert Schedule("every").epochs(3) == [0, 1, 2, 3]
+    for spec in ("every", 1, 7, 10, "log", "course", [5, 2, 40]):
+        for last in (0, 1, 9, 20, 70, 1000):
+            assert Schedule(spec).count(last) == len(Schedule(spec).epochs(last)), (spec, last)
     for bad in ("sometimes", 0, [-1], True):
         with pytest.raises(ParameterError, match="schedule"):
             Schedule(bad)
