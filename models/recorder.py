@@ -325,7 +325,10 @@ class Recorder(Callback):
         Stored as the run's config (``train`` supplies the full config).
     epochs : int, optional
         The last epoch, when recording by hand: it is then always recorded,
-        and the expected size can be printed.
+        the expected size can be printed, and the file's datasets are made
+        whole at the start (every chunk allocated, the file sparse until
+        written), which makes every later flush safe to interrupt (see
+        docs/recording-format.md, "Chunks are allocated ahead").
     resume : bool
         Append to an existing recording after its last committed epoch; under
         ``train``, also restore the weights, optimizer state and RNG of that epoch.
