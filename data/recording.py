@@ -253,13 +253,15 @@ class _Open:
         Its chunks are allocated when it grows and never filled by HDF5 (:func:`_allocated_ahead`).
     chunk : int
         Rows of a chunk.
+    chunk_bytes : int
+        Bytes of a chunk (uncompressed).
     filled : int
         Rows written or filled (only tracked when ``ahead``).
     reserved : int
         Chunks whose space on disk is allocated (only tracked when ``ahead``).
     """
 
-    __slots__ = ("ds", "tail", "length", "direct", "ahead", "chunk", "filled", "reserved")
+    __slots__ = ("ds", "tail", "length", "direct", "ahead", "chunk", "chunk_bytes", "filled", "reserved")
 
     def __init__(self, ds: h5py.Dataset, filled: int) -> None:
         self.ds = ds
@@ -268,6 +270,7 @@ class _Open:
         self.direct = _direct_chunk_rows(ds)
         self.ahead = _allocated_ahead(ds)
         self.chunk = int(ds.chunks[0])
+        self.chunk_bytes = int(np.prod(ds.chunks, dtype=np.int64)) * ds.dtype.itemsize
         self.filled = filled
         self.reserved = 0
 
@@ -741,31 +744,35 @@ class RecordingWriter:
 
     def _reserve_chunks(self, d: _Open, start: int, end: int) -> None:
         """Allocate on disk the chunks of rows ``start:end`` of a dataset allocated ahead (HDF5 allocated
-        them in the file, which stays sparse until they are written)."""
+        them in the file, which stays sparse until they are written), and up to ``_RESERVE_STEP`` bytes
+        of the chunks after them: one ``posix_fallocate`` for all when they lie one after the other (as
+        HDF5 allocates a dataset's chunks when it grows), else one per chunk."""
         first, last = max(d.reserved, start // d.chunk), -(-end // d.chunk)
         if first >= last or not self._can_reserve:
             return
         zeros = (0,) * len(d.tail)
-        spans: list[list[int]] = []
-        for c in range(first, last):
-            info = d.ds.id.get_chunk_info_by_coord((c * d.chunk, *zeros))
-            if spans and spans[-1][1] == info.byte_offset:
-                spans[-1][1] += info.size
-            else:
-                spans.append([info.byte_offset, info.byte_offset + info.size])
+        info = d.ds.id.get_chunk_info_by_coord
+        lo, size = info((first * d.chunk, *zeros)).byte_offset, d.chunk_bytes
+        step = -(-size // 4096) * 4096 if size >= _ALIGNMENT["alignment_threshold"] else size  # (page-aligned)
+        ahead = min(-(-d.length // d.chunk), max(last, first + _RESERVE_STEP // step))  # chunks to reserve
+        if info(((ahead - 1) * d.chunk, *zeros)).byte_offset == lo + (ahead - 1 - first) * step:
+            spans = [(lo, (ahead - 1 - first) * step + size)]  # one after the other (those between too)
+        else:
+            ahead = last
+            spans = [(info((c * d.chunk, *zeros)).byte_offset, size) for c in range(first, last)]
         fd = self.f.id.get_vfd_handle()
-        for lo, hi in spans:
+        for offset, nbytes in spans:
             try:
-                os.posix_fallocate(fd, lo, hi - lo)
+                os.posix_fallocate(fd, offset, nbytes)
             except OSError as exc:
                 if exc.errno not in _DISK_FULL:
                     self._can_reserve = False
                     return
                 raise RecordingError(
-                    f"no room for {format_bytes(hi - lo)} more: {exc.strerror} "
+                    f"no room for {format_bytes(nbytes)} more: {exc.strerror} "
                     f"(the disk is full, or a quota or file size limit was reached)"
                 ) from None
-        d.reserved = last
+        d.reserved = ahead
 
     def _block_bytes(
         self,
