@@ -57,6 +57,7 @@ _CHUNK_BYTES = 1 << 18  # target chunk size: 256 KiB
 _CACHE_BYTES = 64 << 20  # chunk cache per file: partially written chunks stay in memory between blocks
 _RESERVE_MARGIN = 1 << 20  # bytes reserved past a block's chunks, for HDF5's own metadata (B-tree nodes, headers)
 _RESERVE_STEP = 16 << 20  # space is allocated ahead in steps of this size
+_RESERVE_WHOLE = 64 << 20  # a growth of datasets allocated ahead up to this size is reserved on disk at once
 _INDEX_BYTES = 64  # file bytes of a chunk index a chunk may need (a 64-entry node: 3.1 KiB on a 4 KiB page)
 _DISK_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 #: Every file opened for writing starts allocations of 2 KiB or more on a 4 KiB page: the nodes of
@@ -506,6 +507,7 @@ class RecordingWriter:
         self._slot = -1
         self._reserved = False  # space past HDF5's end of file allocated by _reserve, given back by _trim
         self._reserved_end = 0  # the file offset up to which space is allocated
+        self._reserved_spans: list[tuple[int, int]] = []  # the file ranges _reserve allocated (below the file's end)
         self._may_cut = False  # HDF5's next flush may cut the file to its end of allocation (see _flush)
         self._can_reserve = hasattr(os, "posix_fallocate")
         self._eoa_at: int | None = None  # where the superblock keeps the end of allocation (0: not ours to write)
@@ -723,12 +725,14 @@ class RecordingWriter:
             if length < end:
                 ahead = d.ahead if d is not None else self.compression is None
                 lengths[path] = max(end, self._plan, length + length // 2) if ahead and self._ahead else end
+        whole = self.committed > 0  # (before a commit, a full disk during the growth loses nothing)
         if any(lengths[p] > ends[p] for p in lengths):
             extra = self._block_bytes(block, start, ends, datasets, lengths, whole=True) - _RESERVE_MARGIN
             if not _fits(self.f.id.get_vfd_handle(), self.f.id.get_filesize(), extra):
                 self._ahead = False  # the plan (or half again) does not fit: allocate what the rows need
                 lengths = {path: ends[path] for path in lengths}
-        self._reserve(self._block_bytes(block, start, ends, datasets, lengths, whole=self.committed > 0))
+            whole = whole or extra <= _RESERVE_WHOLE  # one system call now rather than one a dataset later
+        self._reserve(self._block_bytes(block, start, ends, datasets, lengths, whole=whole))
         return lengths
 
     def _write_ahead(self, d: _Open, start: int, values: np.ndarray) -> None:
@@ -762,6 +766,8 @@ class RecordingWriter:
             spans = [(info((c * d.chunk, *zeros)).byte_offset, size) for c in range(first, last)]
         fd = self.f.id.get_vfd_handle()
         for offset, nbytes in spans:
+            if any(lo <= offset and offset + nbytes <= hi for lo, hi in self._reserved_spans):
+                continue  # within space reserved when the dataset grew
             try:
                 os.posix_fallocate(fd, offset, nbytes)
             except OSError as exc:
@@ -838,6 +844,7 @@ class RecordingWriter:
                 continue
             self._reserved_end = end + size
             self._reserved = True
+            self._reserved_spans.append((end, end + size))
             self._cover()
             return
         raise RecordingError(
@@ -850,6 +857,7 @@ class RecordingWriter:
         if self._reserved:
             self._reserved = False
             self._reserved_end = 0
+            self._reserved_spans.clear()
             end = self.f.id.get_filesize()
             self._write_eoa(end)  # HDF5's own end again: the file is cut there
             os.ftruncate(self.f.id.get_vfd_handle(), end)
@@ -907,6 +915,7 @@ class RecordingWriter:
                 os.posix_fallocate(fd, length, self._reserved_end - length)
             except OSError:
                 self._reserved_end = length
+                self._reserved_spans = [(lo, min(hi, length)) for lo, hi in self._reserved_spans if lo < length]
 
     def _datasets(self) -> dict[str, _Open]:
         """The open epoch-indexed datasets by path (looking any of them up costs more than writing a block)."""
