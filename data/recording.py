@@ -475,11 +475,13 @@ class RecordingWriter:
     planned_rows : int, optional
         The rows (recorded epochs) the whole run will have, when known (``train()`` and a
         Recorder given ``epochs`` know it).  Each uncompressed epoch-indexed dataset is then
-        made that long when first written, all its chunks allocated at once (and the space
-        reserved on disk): no later flush changes a chunk index, so a SIGKILL during one cannot
-        reach committed rows (see docs/recording-format.md).  Datasets grow past it if more
-        rows come; a run that stops early has its datasets cut to its rows when closed.  A
-        plan that does not fit on the disk is dropped (the datasets then grow as rows come).
+        made that long when first written, all its chunks allocated at once (in a sparse file:
+        their space on disk is reserved as they are written, or at once up to 64 MB): no later
+        flush changes a chunk index, so a SIGKILL during one cannot reach committed rows (see
+        docs/recording-format.md).  Datasets grow past it if more rows come; a run that stops
+        early has its datasets cut to its rows when closed.  A plan that does not fit in the
+        free space (or under the file size limit) is dropped: the datasets then grow as rows
+        come, by half their length at a time.
     """
 
     def __init__(
@@ -756,11 +758,11 @@ class RecordingWriter:
             return
         zeros = (0,) * len(d.tail)
         info = d.ds.id.get_chunk_info_by_coord
-        lo, size = info((first * d.chunk, *zeros)).byte_offset, d.chunk_bytes
+        at, size = info((first * d.chunk, *zeros)).byte_offset, d.chunk_bytes
         step = -(-size // 4096) * 4096 if size >= _ALIGNMENT["alignment_threshold"] else size  # (page-aligned)
         ahead = min(-(-d.length // d.chunk), max(last, first + _RESERVE_STEP // step))  # chunks to reserve
-        if info(((ahead - 1) * d.chunk, *zeros)).byte_offset == lo + (ahead - 1 - first) * step:
-            spans = [(lo, (ahead - 1 - first) * step + size)]  # one after the other (those between too)
+        if info(((ahead - 1) * d.chunk, *zeros)).byte_offset == at + (ahead - 1 - first) * step:
+            spans = [(at, (ahead - 1 - first) * step + size)]  # one after the other (those between too)
         else:
             ahead = last
             spans = [(info((c * d.chunk, *zeros)).byte_offset, size) for c in range(first, last)]
@@ -1038,10 +1040,17 @@ class RecordingWriter:
             self._set_status(status or "complete", last if epoch is None else epoch, message)
             self._flush()
             self._trim()
-        finally:
-            _WRITING.discard(os.path.realpath(self.path))
-            self.f.close()
-            self._put_in_place()  # (an empty recording that failed is still found where it was asked for)
+        except BaseException:
+            self._close_file()
+            with contextlib.suppress(OSError):  # a new recording that failed is still found at its path
+                self._put_in_place()
+            raise
+        self._close_file()
+        self._put_in_place()
+
+    def _close_file(self) -> None:
+        _WRITING.discard(os.path.realpath(self.path))
+        self.f.close()
 
 
 #: rows of an epoch-indexed dataset smaller than this make it a small dataset (parameters of a small

@@ -457,3 +457,31 @@ def test_a_planned_recording_resumed_after_a_crash_overwrites_the_rows_past_its_
         assert int(f[S.COMMIT][0]) == 30
         np.testing.assert_array_equal(f[layer][:], acts)
         np.testing.assert_array_equal(f[S.EPOCH][:], np.arange(30))
+
+
+def test_a_new_recording_takes_its_path_at_its_first_commit_and_stale_temporary_files_go(tmp_path):
+    """Until its first commit a new file lives under a temporary name (a kill while its chunks are
+    allocated leaves nothing at the path); the temporary file of a process that no longer runs is
+    removed when the next recording of that name is created."""
+    import os
+    import subprocess
+
+    path = tmp_path / "run.h5"
+    gone = subprocess.Popen(["true"])  # a process id that no longer runs
+    gone.wait()
+    stale = tmp_path / f".run.h5.creating-{gone.pid}"
+    stale.write_bytes(b"left by a killed run")
+    writer = RecordingWriter(path, config={}, planned_rows=10)
+    assert not stale.exists()
+    writer.append({S.EPOCH: np.arange(3), S.layer("hidden1"): np.ones((3, 4, 2), np.float32)})
+    writer.flush()
+    assert not path.exists() and (tmp_path / f".run.h5.creating-{os.getpid()}").exists()
+    writer.commit()
+    assert path.exists() and not (tmp_path / f".run.h5.creating-{os.getpid()}").exists()
+    writer.close("complete")
+    with h5py.File(path, "r") as f:
+        assert int(f[S.COMMIT][0]) == 3 and f[S.layer("hidden1")].shape == (3, 4, 2)
+    empty = RecordingWriter(tmp_path / "empty.h5", config={})
+    empty.close("failed", message="nothing recorded")  # closing puts a recording with no rows in place too
+    with h5py.File(tmp_path / "empty.h5", "r") as f:
+        assert int(f[S.COMMIT][0]) == 0
