@@ -294,6 +294,13 @@ def _fits(fd: int, end: int, nbytes: int) -> bool:
     return limit == resource.RLIM_INFINITY or end + nbytes + _RESERVE_STEP <= limit
 
 
+def _no_room(nbytes: int, error: OSError) -> RecordingError:
+    return RecordingError(
+        f"no room for {format_bytes(nbytes)} more: {error.strerror} "
+        f"(the disk is full, or a quota or file size limit was reached)"
+    )
+
+
 def _created() -> str:
     return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
@@ -766,21 +773,26 @@ class RecordingWriter:
         else:
             ahead = last
             spans = [(info((c * d.chunk, *zeros)).byte_offset, size) for c in range(first, last)]
-        fd = self.f.id.get_vfd_handle()
         for offset, nbytes in spans:
             if any(lo <= offset and offset + nbytes <= hi for lo, hi in self._reserved_spans):
                 continue  # within space reserved when the dataset grew
-            try:
-                os.posix_fallocate(fd, offset, nbytes)
-            except OSError as exc:
-                if exc.errno not in _DISK_FULL:
-                    self._can_reserve = False
-                    return
-                raise RecordingError(
-                    f"no room for {format_bytes(nbytes)} more: {exc.strerror} "
-                    f"(the disk is full, or a quota or file size limit was reached)"
-                ) from None
+            full = self._allocate(offset, nbytes)
+            if full is not None:
+                raise _no_room(nbytes, full)
+            if not self._can_reserve:
+                return
         d.reserved = ahead
+
+    def _allocate(self, offset: int, nbytes: int) -> OSError | None:
+        """``posix_fallocate`` bytes ``offset:offset + nbytes`` of the file: None when done (or when the file
+        system cannot, which stops reserving: ``_can_reserve``), the error when the disk is full."""
+        try:
+            os.posix_fallocate(self.f.id.get_vfd_handle(), offset, nbytes)
+        except OSError as exc:
+            if exc.errno in _DISK_FULL:
+                return exc
+            self._can_reserve = False
+        return None
 
     def _block_bytes(
         self,
@@ -834,25 +846,18 @@ class RecordingWriter:
         end = self.f.id.get_filesize()  # HDF5's end of allocated space, not the file's length on disk
         if end + nbytes <= self._reserved_end:
             return
-        fd = self.f.id.get_vfd_handle()
         for size in dict.fromkeys((max(nbytes, _RESERVE_STEP), nbytes)):  # a whole step if it fits, else the need
-            try:
-                os.posix_fallocate(fd, end, size)
-            except OSError as exc:
-                if exc.errno not in _DISK_FULL:
-                    self._can_reserve = False
-                    return
-                error = exc
+            error = self._allocate(end, size)
+            if not self._can_reserve:
+                return
+            if error is not None:
                 continue
             self._reserved_end = end + size
             self._reserved = True
             self._reserved_spans.append((end, end + size))
             self._cover()
             return
-        raise RecordingError(
-            f"no room for {format_bytes(nbytes)} more: {error.strerror} "
-            f"(the disk is full, or a quota or file size limit was reached)"
-        ) from None
+        raise _no_room(nbytes, error)
 
     def _trim(self) -> None:
         """Give back the space :meth:`_reserve` allocated past what HDF5 uses (after the last flush)."""
