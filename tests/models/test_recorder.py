@@ -249,10 +249,12 @@ def test_diverged_and_converged_runs_say_so(tmp_path):
     with open_recording(tmp_path / "e.h5") as rec:
         assert rec.status == "converged" and rec.metrics["accuracy"].iloc[-1] == 1.0
         n = len(rec.epochs)
+    from data import schema as S
+
     with h5py.File(tmp_path / "e.h5", "r") as f:  # made for 3000 epochs' rows, cut to the rows run
         assert n < len(Schedule("log").epochs(3000))
-        assert f["epoch"].shape == (n,) and f["layers/hidden1/activation"].shape[0] == n
-        assert not np.isnan(f["layers/hidden1/activation"][:]).any()
+        assert f[S.EPOCH].shape == (n,) and f[S.layer("hidden1")].shape[0] == n
+        assert not np.isnan(f[S.layer("hidden1")][:]).any()
 
 
 def test_expected_size_is_printed_and_a_full_disk_warned(tmp_path, capsys, monkeypatch):
