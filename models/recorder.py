@@ -35,7 +35,7 @@ import threading
 import time
 import warnings
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -196,14 +196,24 @@ class Schedule:
         """The epochs recorded in a run of ``last`` epochs (0 and ``last`` included)."""
         if self.spec == "every":
             return list(range(last + 1))
-        return sorted({e for e in range(last + 1) if e in self} | {0, last})
+        return sorted({e for e in self._candidates(last) if e <= last and e in self} | {0, last})
+
+    def _candidates(self, last: int) -> Iterable[int]:
+        """Epochs up to ``last`` among which are all those of the schedule (a few per decade, not ``last``)."""
+        if self._explicit is not None:
+            return self._explicit
+        if isinstance(self.spec, int):
+            return range(0, last + 1, self.spec)
+        if self.spec == "log":  # round(10 ** (j / 10)) for j up to one past 10 log10(last)
+            return {round(10 ** (j / 10)) for j in range(-1, round(10 * math.log10(max(last, 1))) + 2)}
+        return {50} | {round(m * 10**k) for k in range(2, len(str(last))) for m in COURSE_MANTISSAS}
 
     def count(self, last: int) -> int:
         """How many epochs a run of ``last`` epochs records: ``len(self.epochs(last))``, without the list
         for the schedules of a closed form."""
         if self.spec == "every":
             return last + 1
-        if isinstance(self.spec, int) and self._explicit is None:
+        if isinstance(self.spec, int):
             return last // self.spec + 1 + (last % self.spec != 0)
         return len(self.epochs(last))
 
@@ -639,7 +649,7 @@ class Recorder(Callback):
         layers = ", ".join(f"{n} {s[0]}x{s[1]}" for n, s in shapes.items() if not n.endswith(":pre"))
         free = free_space(self.path)
         if epochs is not None:
-            n = len(self.schedule.epochs(epochs))
+            n = self.schedule.count(epochs)
             total = per * n
             text = f"{format_bytes(per)} per epoch x {n} epochs = {format_bytes(total)}"
         else:

@@ -201,8 +201,10 @@ def test_schedules():
     assert Schedule([5, 2]).epochs(9) == [0, 2, 5, 9]
     assert Schedule("every").epochs(3) == [0, 1, 2, 3]
     for spec in ("every", 1, 7, 10, "log", "course", [5, 2, 40]):
-        for last in (0, 1, 9, 20, 70, 1000):
-            assert Schedule(spec).count(last) == len(Schedule(spec).epochs(last)), (spec, last)
+        for last in (0, 1, 9, 20, 70, 1000, 12_345, 100_000):
+            brute = sorted({e for e in range(last + 1) if e in Schedule(spec)} | {0, last})  # epoch by epoch
+            assert Schedule(spec).epochs(last) == brute, (spec, last)
+            assert Schedule(spec).count(last) == len(brute), (spec, last)
     for bad in ("sometimes", 0, [-1], True):
         with pytest.raises(ParameterError, match="schedule"):
             Schedule(bad)
