@@ -485,3 +485,40 @@ def test_a_new_recording_takes_its_path_at_its_first_commit_and_stale_temporary_
     empty.close("failed", message="nothing recorded")  # closing puts a recording with no rows in place too
     with h5py.File(tmp_path / "empty.h5", "r") as f:
         assert int(f[S.COMMIT][0]) == 0
+
+
+def test_a_full_disk_while_planned_chunks_are_written_is_one_error_and_the_committed_rows_stay(tmp_path, monkeypatch):
+    """A planned recording reserves its chunks' space on disk as they are written (a plan over 64 MB is
+    not reserved at once): when that fails, writing stops with one RecordingError before HDF5 writes
+    anything, and the file holds every committed row (read with plain h5py)."""
+    import errno
+    import os
+
+    from data import RecordingError
+    from data import recording as R
+
+    rng = np.random.default_rng(4)
+    layer = S.layer("hidden1")
+    rows = rng.standard_normal((120, 300, 256)).astype(np.float32)  # 300 KB a row and a chunk: 600 MB planned
+    path = tmp_path / "run.h5"
+    writer = RecordingWriter(path, config={}, chunk_cache=0, planned_rows=2000)
+    writer.append({S.EPOCH: np.arange(30), layer: rows[:30]})
+    writer.commit()
+    assert os.stat(path).st_blocks * 512 < 100 << 20  # reserved as written: 16 MB runs, not the 600 MB
+
+    def full(fd, offset, length):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(R.os, "posix_fallocate", full)
+    with pytest.raises(RecordingError, match="no room for .* No space left on device"):
+        writer.append({S.EPOCH: np.arange(30, 120), layer: rows[30:]})  # past the chunks reserved so far
+    writer.discard_uncommitted()
+    writer.close("failed", message="the disk is full")  # the status fits in the space reserved ahead
+    with h5py.File(path, "r") as f:
+        n = int(f[S.COMMIT][0])
+        assert n == 30 and f[layer].shape[0] == 30
+        np.testing.assert_array_equal(f[layer][:n], rows[:30])
+    from data import open_recording
+
+    with open_recording(path) as rec:
+        assert rec.status == "failed" and rec.last_epoch == 29
