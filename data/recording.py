@@ -1699,7 +1699,9 @@ def _opts(d: Mapping[str, Any], skip: Sequence[str]) -> str:
 
 def _remove_stale(folder: str, prefix: str) -> None:
     """Remove the files ``prefix<pid>`` in ``folder`` left by processes no longer running (killed before
-    their recording's first commit)."""
+    their recording's first commit).  POSIX only (on Windows ``os.kill(pid, 0)`` would end the process)."""
+    if os.name != "posix":
+        return
     try:
         names = [n for n in os.listdir(folder) if n.startswith(prefix) and n[len(prefix) :].isdigit()]
     except OSError:
