@@ -294,6 +294,39 @@ def _fits(fd: int, end: int, nbytes: int) -> bool:
     return limit == resource.RLIM_INFINITY or end + nbytes + _RESERVE_STEP <= limit
 
 
+def _epoch_paths(f: h5py.File) -> list[str]:
+    """The paths of a recording's epoch-indexed datasets."""
+    paths: list[str] = []
+
+    def visit(name: str, obj: Any) -> None:
+        if isinstance(obj, h5py.Dataset) and S.is_epoch_indexed(name):
+            paths.append(name)
+
+    f.visititems(visit)
+    return paths
+
+
+def _copy_sparse(src: str, dst: str) -> None:
+    """Copy the file ``src`` to ``dst`` keeping its holes (only the ranges that hold data are copied)."""
+    with open(src, "rb") as fi, open(dst, "wb") as fo:
+        length = os.fstat(fi.fileno()).st_size
+        seek_data, seek_hole = getattr(os, "SEEK_DATA", None), getattr(os, "SEEK_HOLE", None)
+        if seek_data is None or not hasattr(os, "copy_file_range"):  # pragma: no cover - not Linux
+            shutil.copyfileobj(fi, fo)
+            return
+        offset = 0
+        while offset < length:
+            try:
+                start = os.lseek(fi.fileno(), offset, seek_data)
+            except OSError:  # no data past offset: a hole to the end
+                break
+            end = os.lseek(fi.fileno(), start, seek_hole)
+            while start < end:
+                start += os.copy_file_range(fi.fileno(), fo.fileno(), end - start, start, start)
+            offset = end
+        os.ftruncate(fo.fileno(), length)
+
+
 def _no_room(nbytes: int, error: OSError) -> RecordingError:
     return RecordingError(
         f"no room for {format_bytes(nbytes)} more: {error.strerror} "
@@ -585,6 +618,7 @@ class RecordingWriter:
         self._creating = None
         rec = open_recording(self.path)  # validates format and version
         rec.close()
+        self._grow_in_copy()
         try:
             self.f = h5py.File(self.path, "r+", rdcc_nbytes=self._cache, rdcc_nslots=100_003, **_ALIGNMENT)
         except OSError as exc:
@@ -602,6 +636,42 @@ class RecordingWriter:
         self._set_status("running", self.last_epoch, "resumed")
         self._flush()
         self._trim()
+
+    def _grow_in_copy(self) -> None:
+        """Make the datasets allocated ahead as long as a resumed run's plan, if they are shorter, in a copy
+        of the file renamed over it: the file at ``path`` never changes a chunk index under its committed
+        rows (a SIGKILL while the copy grows leaves the file as it was).  Skipped when the copy and its
+        growth do not fit in the free space (the datasets then grow in place, as without a plan)."""
+        if not self._plan:
+            return
+        with h5py.File(self.path, "r") as f:
+            grow = {p: f[p] for p in _epoch_paths(f) if _allocated_ahead(f[p]) and f[p].shape[0] < self._plan}
+            extra = sum(
+                (-(-self._plan // ds.chunks[0]) - -(-ds.shape[0] // ds.chunks[0]))
+                * int(np.prod(ds.chunks, dtype=np.int64))
+                * ds.dtype.itemsize
+                for ds in grow.values()
+            )
+            length = f.id.get_filesize()
+        if not grow:
+            return
+        used = os.stat(self.path).st_blocks * 512 if hasattr(os.stat_result, "st_blocks") else length
+        with open(self.path, "rb") as fh:
+            if not _fits(fh.fileno(), length, extra + used):
+                return
+        folder, name = os.path.split(os.path.abspath(self.path))
+        copy = os.path.join(folder, f".{name}.creating-{os.getpid()}")
+        _remove_stale(folder, f".{name}.creating-")
+        try:
+            _copy_sparse(self.path, copy)
+            with h5py.File(copy, "r+", **_ALIGNMENT) as f:
+                for path in grow:
+                    f[path].resize(self._plan, axis=0)
+            os.replace(copy, self.path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.remove(copy)
+            raise
 
     def rewind(self, epoch: int) -> None:
         """Drop every committed row after ``epoch`` (resuming from an earlier checkpoint).
@@ -627,14 +697,7 @@ class RecordingWriter:
         self.last_epoch = self._committed_epoch = int(epoch)
 
     def _epoch_paths(self) -> list[str]:
-        paths: list[str] = []
-
-        def visit(name: str, obj: Any) -> None:
-            if isinstance(obj, h5py.Dataset) and S.is_epoch_indexed(name):
-                paths.append(name)
-
-        self.f.visititems(visit)
-        return paths
+        return _epoch_paths(self.f)
 
     def checkpoint(self) -> dict[str, np.ndarray]:
         """The arrays of the checkpoint committed with the last commit ({} if none)."""

@@ -522,3 +522,40 @@ def test_a_full_disk_while_planned_chunks_are_written_is_one_error_and_the_commi
 
     with open_recording(path) as rec:
         assert rec.status == "failed" and rec.last_epoch == 29
+
+
+def test_a_run_resumed_past_its_plan_grows_its_datasets_in_a_copy(tmp_path, monkeypatch):
+    """Resuming with a longer plan makes the datasets that long in a sparse copy renamed over the file:
+    the file at the path never changes a chunk index under its committed rows.  If the copy's growth
+    fails (as a SIGKILL would stop it), the file is as it was and no copy is left."""
+    import os
+
+    rng = np.random.default_rng(6)
+    layer = S.layer("hidden1")
+    acts = rng.standard_normal((40, 30, 16)).astype(np.float32)
+    path = tmp_path / "run.h5"
+    writer = RecordingWriter(path, config={}, planned_rows=10)
+    writer.append({S.EPOCH: np.arange(10), layer: acts[:10]})
+    writer.close("complete")
+    before = path.read_bytes()
+
+    def broken_resize(self, size, axis=None):
+        raise OSError("killed while growing")
+
+    with monkeypatch.context() as m:
+        m.setattr(h5py.Dataset, "resize", broken_resize)
+        with pytest.raises(OSError, match="killed while growing"):
+            RecordingWriter(path, mode="resume", planned_rows=40)
+    assert path.read_bytes() == before and sorted(os.listdir(tmp_path)) == ["run.h5"]
+
+    inode = os.stat(path).st_ino
+    resumed = RecordingWriter(path, mode="resume", planned_rows=40)
+    assert os.stat(path).st_ino != inode  # the copy, renamed over the file
+    assert resumed.f[layer].shape[0] == resumed.f[S.EPOCH].shape[0] == 40 and resumed.committed == 10
+    assert resumed.f[layer].id.get_num_chunks() == -(-40 // resumed.f[layer].chunks[0])  # every chunk, at once
+    resumed.append({S.EPOCH: np.arange(10, 40), layer: acts[10:]})
+    resumed.close("complete")
+    with h5py.File(path, "r") as f:
+        assert int(f[S.COMMIT][0]) == 40
+        np.testing.assert_array_equal(f[layer][:], acts)
+        np.testing.assert_array_equal(f[S.EPOCH][:], np.arange(40))
