@@ -543,3 +543,24 @@ def test_the_last_rows_are_handed_over_a_few_epochs_before_the_end(tmp_path, mon
     assert blocks == [list(range(64)), list(range(64, tail + 1)), list(range(tail + 1, 101))]
     with open_recording(tmp_path / "tail.h5") as r:
         assert r.epochs.tolist() == list(range(101)) and int(r.checkpoint()["epoch"]) == 100
+
+
+def test_a_finished_run_extended_with_more_epochs_equals_the_longer_run(tmp_path):
+    """Resuming a 40-epoch recording with 100 epochs grows its planned datasets (in a copy renamed over
+    the file) and continues exactly: the file then equals a 100-epoch run recorded at once."""
+    import os
+
+    task, cfg = load_task("spirals"), NetworkConfig(2, 1, (5,), activation="tanh")
+    common = {"loss": "bce", "optimizer": "adam", "lr": 0.01, "seed": 2}
+    path, ref = tmp_path / "run.h5", tmp_path / "ref.h5"
+    train(cfg, task, epochs=40, callbacks=[Recorder(path, verbose=False)], **common)
+    inode = os.stat(path).st_ino
+    train(cfg, task, epochs=100, callbacks=[Recorder(path, resume=True, verbose=False)], **common)
+    assert os.stat(path).st_ino != inode
+    train(cfg, task, epochs=100, callbacks=[Recorder(ref, verbose=False)], **common)
+    with open_recording(path) as a, open_recording(ref) as b:
+        assert a.status == b.status == "complete" and list(a.epochs) == list(b.epochs) == list(range(101))
+        np.testing.assert_array_equal(a.activations("hidden1"), b.activations("hidden1"))
+        for name, value in b.parameters(100).items():
+            np.testing.assert_array_equal(a.parameters(100)[name], value)
+        np.testing.assert_array_equal(a.metrics["loss"].to_numpy(), b.metrics["loss"].to_numpy())
