@@ -451,12 +451,17 @@ def test_a_planned_recording_resumed_after_a_crash_overwrites_the_rows_past_its_
     resumed = RecordingWriter(killed, mode="resume", planned_rows=30)
     assert (resumed.rows, resumed.last_epoch) == (12, 11)
     assert resumed.f[layer].shape[0] == 30  # kept: its chunks stay where they are
-    resumed.append({S.EPOCH: np.arange(12, 30), layer: acts[12:]})
-    resumed.close("complete")
-    with h5py.File(killed, "r") as f:
-        assert int(f[S.COMMIT][0]) == 30
+    _append_the_rest_and_check(resumed, killed, layer, acts, 12)
+
+
+def _append_the_rest_and_check(writer: RecordingWriter, path, layer: str, acts: np.ndarray, start: int) -> None:
+    """Append rows ``start:`` of ``acts``, close, and check with plain h5py that the file holds exactly ``acts``."""
+    writer.append({S.EPOCH: np.arange(start, len(acts)), layer: acts[start:]})
+    writer.close("complete")
+    with h5py.File(path, "r") as f:
+        assert int(f[S.COMMIT][0]) == len(acts)
         np.testing.assert_array_equal(f[layer][:], acts)
-        np.testing.assert_array_equal(f[S.EPOCH][:], np.arange(30))
+        np.testing.assert_array_equal(f[S.EPOCH][:], np.arange(len(acts)))
 
 
 def test_a_new_recording_takes_its_path_at_its_first_commit_and_stale_temporary_files_go(tmp_path):
@@ -553,9 +558,4 @@ def test_a_run_resumed_past_its_plan_grows_its_datasets_in_a_copy(tmp_path, monk
     assert os.stat(path).st_ino != inode  # the copy, renamed over the file
     assert resumed.f[layer].shape[0] == resumed.f[S.EPOCH].shape[0] == 40 and resumed.committed == 10
     assert resumed.f[layer].id.get_num_chunks() == -(-40 // resumed.f[layer].chunks[0])  # every chunk, at once
-    resumed.append({S.EPOCH: np.arange(10, 40), layer: acts[10:]})
-    resumed.close("complete")
-    with h5py.File(path, "r") as f:
-        assert int(f[S.COMMIT][0]) == 40
-        np.testing.assert_array_equal(f[layer][:], acts)
-        np.testing.assert_array_equal(f[S.EPOCH][:], np.arange(40))
+    _append_the_rest_and_check(resumed, path, layer, acts, 10)
