@@ -152,6 +152,41 @@ def _write_rows(ds: h5py.Dataset, start: int, values: np.ndarray, direct: int = 
         _write_rows(ds, last, values[last - start :])
 
 
+def _write_whole_chunks(d: _Open, start: int, values: np.ndarray) -> None:
+    """Write rows ``start:`` of a dataset allocated ahead as whole chunks, ``d.last`` completing the first
+    one when it holds that chunk's earlier rows (the rows past them are zeros: never claimed).
+
+    HDF5 would read a chunk that is already allocated from the file before writing part of it (a
+    ``pread`` holding the GIL, ~60 a spirals run); writing whole chunks reads nothing.  Without
+    ``d.last`` (after a resume) the first chunk is written in part through HDF5.
+    """
+    r, n = d.direct, len(values)
+    if not r or n == 0:
+        _write_rows(d.ds, start, values, r)
+        return
+    values = np.ascontiguousarray(values, dtype=d.ds.dtype)
+    zeros, pos, end = (0,) * len(d.tail), start, start + n
+    if pos % r:  # the first chunk holds rows written before
+        head = pos - pos % r
+        k = min(head + r, end) - pos
+        if d.last is not None and d.last[0] == head:
+            rows = d.last[1]
+            rows[pos - head : pos - head + k] = values[:k]
+            d.ds.id.write_direct_chunk((head, *zeros), rows)
+        else:
+            _write_rows(d.ds, pos, values[:k])
+            d.last = None
+        pos += k
+    whole = pos + (end - pos) // r * r
+    if whole > pos:
+        _write_rows(d.ds, pos, values[pos - start : whole - start], r)
+    if whole < end:  # a chunk begun here: kept to be completed by the next rows
+        rows = np.zeros((r, *d.tail), d.ds.dtype)
+        rows[: end - whole] = values[whole - start :]
+        d.ds.id.write_direct_chunk((whole, *zeros), rows)
+        d.last = (whole, rows)
+
+
 def _direct_chunk_rows(ds: h5py.Dataset) -> int:
     """Rows per chunk of ``ds`` if a whole chunk may be written as it is, else 0.
 
@@ -260,9 +295,12 @@ class _Open:
         Rows written or filled (only tracked when ``ahead``).
     reserved : int
         Chunks whose space on disk is allocated (only tracked when ``ahead``).
+    last : tuple (row, ndarray of shape (chunk, ...)) or None
+        The last chunk written in part by :func:`_write_whole_chunks`: its first row and its rows
+        (those past ``filled`` are zeros).
     """
 
-    __slots__ = ("ds", "tail", "length", "direct", "ahead", "chunk", "chunk_bytes", "filled", "reserved")
+    __slots__ = ("ds", "tail", "length", "direct", "ahead", "chunk", "chunk_bytes", "filled", "reserved", "last")
 
     def __init__(self, ds: h5py.Dataset, filled: int) -> None:
         self.ds = ds
@@ -274,6 +312,7 @@ class _Open:
         self.chunk_bytes = int(np.prod(ds.chunks, dtype=np.int64)) * ds.dtype.itemsize
         self.filled = filled
         self.reserved = 0
+        self.last: tuple[int, np.ndarray] | None = None  # (first row, rows) of the last chunk written in part
 
     def resize(self, length: int) -> None:
         self.ds.id.set_extent((length, *self.tail))
@@ -813,9 +852,8 @@ class RecordingWriter:
         end = start + len(values)
         self._reserve_chunks(d, min(d.filled, start), end)
         if d.filled < start:
-            fill = np.full((start - d.filled, *d.tail), d.ds.fillvalue, d.ds.dtype)
-            _write_rows(d.ds, d.filled, fill, d.direct)
-        _write_rows(d.ds, start, values, d.direct)
+            _write_whole_chunks(d, d.filled, np.full((start - d.filled, *d.tail), d.ds.fillvalue, d.ds.dtype))
+        _write_whole_chunks(d, start, values)
         d.filled = max(d.filled, end)
 
     def _reserve_chunks(self, d: _Open, start: int, end: int) -> None:
