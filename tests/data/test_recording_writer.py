@@ -559,3 +559,28 @@ def test_a_run_resumed_past_its_plan_grows_its_datasets_in_a_copy(tmp_path, monk
     assert resumed.f[layer].shape[0] == resumed.f[S.EPOCH].shape[0] == 40 and resumed.committed == 10
     assert resumed.f[layer].id.get_num_chunks() == -(-40 // resumed.f[layer].chunks[0])  # every chunk, at once
     _append_the_rest_and_check(resumed, path, layer, acts, 10)
+
+
+def test_the_first_checkpointed_commit_makes_both_slots_and_later_commits_only_overwrite(tmp_path):
+    """No commit after the first changes the file's structure: the checkpoint's other slot is made with the
+    first (a slot made at the second commit was once left half made by a SIGKILL: the file could not be
+    listed).  The marker claims the slot written last."""
+    path = tmp_path / "run.h5"
+    writer = RecordingWriter(path, config={}, planned_rows=10)
+
+    def objects() -> list[str]:
+        names: list[str] = []
+        writer.f.visit(names.append)
+        return names
+
+    state = np.arange(6.0)
+    writer.append({S.EPOCH: np.arange(3), S.metric("loss"): np.ones(3)})
+    writer.commit({"epoch": np.int64(2), "optimizer.exp_avg": state})
+    made = objects()
+    assert S.checkpoint(0, "optimizer.exp_avg") in made and S.checkpoint(1, "optimizer.exp_avg") in made
+    writer.append({S.EPOCH: np.arange(3, 6), S.metric("loss"): np.ones(3)})
+    writer.commit({"epoch": np.int64(5), "optimizer.exp_avg": state + 1})
+    assert objects() == made
+    assert writer.checkpoint()["epoch"] == 5
+    np.testing.assert_array_equal(writer.checkpoint()["optimizer.exp_avg"], state + 1)
+    writer.close("complete")
