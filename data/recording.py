@@ -816,11 +816,9 @@ class RecordingWriter:
         for path, values in block.items():
             d = datasets.get(path)
             if d is None:
-                d = datasets[path] = _Open(self._create(path, np.asarray(values)[0], lengths[path]), filled=0)
-                self._may_cut = self._may_cut or d.ahead
-            elif path in lengths:
-                d.resize(lengths[path])
-                self._may_cut = self._may_cut or d.ahead
+                d = datasets[path] = _Open(self._create(path, np.asarray(values)[0], 0), filled=0)
+            if path in lengths:
+                self._resize(d, lengths[path])
             if d.ahead:  # chunks allocated, never filled by HDF5: rows skipped so far get fill values here
                 self._write_ahead(d, start, values)
             else:
@@ -1051,8 +1049,7 @@ class RecordingWriter:
         datasets = self._datasets()
         short = {path: self.rows for path, d in datasets.items() if d.length < self.rows}
         for path, length in self._grow({}, self.rows, short, datasets).items():
-            datasets[path].resize(length)
-            self._may_cut = self._may_cut or datasets[path].ahead
+            self._resize(datasets[path], length)
         for d in datasets.values():
             if d.ahead and d.filled < self.rows:
                 self._write_ahead(d, self.rows, np.empty((0, *d.tail), d.ds.dtype))
@@ -1062,9 +1059,14 @@ class RecordingWriter:
         them: HDF5 frees their chunks past the rows; the marker claims no more than it did."""
         for d in self._datasets().values():
             if d.length > self.committed:
-                d.resize(self.committed)
+                self._resize(d, self.committed)
                 d.filled = min(d.filled, self.committed)
-                self._may_cut = True
+
+    def _resize(self, d: _Open, length: int) -> None:
+        """Change a dataset's extent.  Growing one allocated ahead allocates chunks that are not written, and
+        shrinking frees chunks: either way HDF5's next flush may cut the file (see :meth:`_flush`)."""
+        self._may_cut = self._may_cut or d.ahead or length < d.length
+        d.resize(length)
 
     def commit(self, checkpoint: Mapping[str, np.ndarray] | None = None) -> int:
         """Make every appended row durable: flush, then write and flush the marker.
