@@ -12,10 +12,14 @@ its first reported commit (timing from the start alone would, on a busy machine,
 before the first commit).
 
 ``--compare`` also runs the same kills with a commit that writes the marker before a single flush
-(data and marker written in the same flush, no commit protocol), for comparison.
+(data and marker written in the same flush, no commit protocol), for comparison.  ``--unplanned``
+runs them with a Recorder that is not told the run's epochs: its datasets are not made as long as
+the run at its start but grow (doubling) after commits, each growth in a copy of the file renamed
+over it.
 
     python benchmarks/bench_crash.py                  # 500 kills, 2 at a time: a few minutes
     python benchmarks/bench_crash.py --kills 100 --compare
+    python benchmarks/bench_crash.py --unplanned --max-delay 1.5
 """
 
 from __future__ import annotations
@@ -36,7 +40,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from data import schema as S  # noqa: E402
 from data.recording import RecordingWriter  # noqa: E402
-from tests.data.test_crash_safety import Verdict, kill_trial, record_pattern, start_child  # noqa: E402
+from tests.data.test_crash_safety import (  # noqa: E402
+    Verdict,
+    kill_trial,
+    record_pattern,
+    record_pattern_unplanned,
+    start_child,
+)
 
 __all__ = ["main", "run_kills", "summarize"]
 
@@ -131,6 +141,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--keep", help="a folder to copy the files that break the rule into (with their reports)")
     parser.add_argument("--compare", action="store_true", help="also run the kills without the commit protocol")
+    parser.add_argument(
+        "--unplanned",
+        action="store_true",
+        help="a Recorder not told the run's epochs (its datasets grow after commits, in copies of the file)",
+    )
     args = parser.parse_args(argv)
 
     waits = delays(args.kills, seed=args.seed, max_delay=args.max_delay)
@@ -142,6 +157,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     start_child(time.sleep, 0).join()  # the fork server imports torch and hud once, before the timings
     modes = [("commit protocol (data flushed, then the marker in a flush of its own)", record_pattern)]
+    if args.unplanned:
+        modes = [("commit protocol, no plan (datasets grown in copies)", record_pattern_unplanned)]
     if args.compare:
         modes.append(("comparison: marker and data in one flush", record_without_protocol))
     for title, target in modes:

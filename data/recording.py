@@ -22,12 +22,14 @@ import platform
 import queue
 import shutil
 import threading
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
 import h5py
 import numpy as np
+from tqdm.auto import tqdm
 
 from . import schema as S
 from ._version import __version__
@@ -67,6 +69,8 @@ _DISK_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 #: index no longer finds a chunk of committed rows (seen once in 1500 kills of bench_crash.py: a
 #: node 104 bytes before a page's end).  A write within one page is not cut.
 _ALIGNMENT = {"alignment_threshold": 2048, "alignment_interval": 4096}
+_REPACK_STEP = 16 << 20  # bytes of rows copied at a time when a recording is written anew (repack)
+_REPACK_QUIET = 256 << 20  # writing a recording anew shows progress from this size
 _WRITING: set[str] = set()  # real paths this process has open in a RecordingWriter
 
 
@@ -318,6 +322,12 @@ class _Open:
         self.ds.id.set_extent((length, *self.tail))
         self.length = length
 
+    def reopen(self, ds: h5py.Dataset) -> None:
+        """Point at ``ds``: this dataset in a new version of the file (see ``RecordingWriter._restructure``)."""
+        self.ds = ds
+        self.length = ds.shape[0]
+        self.reserved = 0  # (that space was reserved in the old file)
+
 
 def _fits(fd: int, end: int, nbytes: int) -> bool:
     """Whether ``nbytes`` more past ``end`` fit in the free space of the file system of ``fd`` and under
@@ -371,6 +381,104 @@ def _copy_sparse(src: str, dst: str) -> None:
                 start += os.copy_file_range(fi.fileno(), fo.fileno(), end - start, start, start)
             offset = end
         os.ftruncate(fo.fileno(), length)
+
+
+def _chunk_bytes(ds: h5py.Dataset, rows: int) -> int:
+    """Bytes of the chunks of an epoch-indexed dataset ``rows`` long (uncompressed)."""
+    return -(-rows // ds.chunks[0]) * int(np.prod(ds.chunks, dtype=np.int64)) * ds.dtype.itemsize
+
+
+def _used_bytes(fd: int) -> int:
+    """Bytes the file ``fd`` takes on disk (less than its length when it has holes)."""
+    st = os.fstat(fd)
+    return st.st_blocks * 512 if hasattr(st, "st_blocks") else st.st_size
+
+
+def _used_bytes_of(path: str) -> int:
+    with open(path, "rb") as fh:
+        return _used_bytes(fh.fileno())
+
+
+def _copy_and_change(src: str, dst: str, change: Any) -> None:
+    """Copy the file ``src`` to ``dst`` (keeping its holes) and apply ``change(f)`` to the copy, open in HDF5."""
+    _copy_sparse(src, dst)
+    with h5py.File(dst, "r+", **_ALIGNMENT) as f:
+        change(f)
+
+
+def _resize_all(f: h5py.File, lengths: Mapping[str, int]) -> None:
+    """Give each dataset of ``lengths`` (path -> rows) that many rows."""
+    for path, rows in lengths.items():
+        f[path].resize(rows, axis=0)
+
+
+def repack(
+    src: str | os.PathLike, dst: str | os.PathLike, *, compression: str | None = None, rows: int | None = None
+) -> None:
+    """Write the recording ``src`` anew at ``dst``, its epoch-indexed datasets made again with ``compression``.
+
+    Every attribute and every other object is copied as it is; the epoch-indexed datasets (the
+    dimension scales ``/epoch`` and ``/parameter_names`` with them) are made again and given the
+    committed rows (``/commit[0]``) only.  Uncompressed (``compression=None``) they are allocated
+    ahead (see :func:`_create_dataset`) and ``rows`` long (at least the committed rows); compressed
+    they hold exactly the committed rows.  Used to compress a recording when it is closed, and to
+    give a compressed (or older) recording the layout of one written from its start when it is
+    resumed; ``h5repack`` does not remake dimension scales.
+
+    Parameters
+    ----------
+    src, dst : str or PathLike
+        A recording, and the new file (created; an existing one is replaced).
+    compression : {None, 'lzf', 'gzip'}
+    rows : int, optional
+        Rows of the uncompressed datasets (default: the committed rows).
+    """
+    with h5py.File(src, "r") as fi, h5py.File(dst, "w", **_ALIGNMENT) as fo:
+        n = int(fi[S.COMMIT][0])
+        length = n if compression is not None else max(n, rows or 0)
+        for key, value in fi.attrs.items():
+            fo.attrs[key] = value
+        epoch_paths = _epoch_paths(fi)
+        skip = {S.EPOCH, S.PARAMETER_NAMES, *epoch_paths}
+        _copy_objects(fi, fo, skip)
+        ep = fo.create_dataset(
+            S.EPOCH, shape=(length,), maxshape=(None,), dtype=np.int64, chunks=(4096,), **_ahead_options()
+        )
+        ep[:n] = fi[S.EPOCH][:n]
+        _label(ep, S.EPOCH)
+        ep.make_scale("epoch")
+        if S.PARAMETER_NAMES in fi:
+            names = fo.create_dataset(S.PARAMETER_NAMES, data=fi[S.PARAMETER_NAMES][()])
+            _label(names, S.PARAMETER_NAMES)
+            names.make_scale("parameter")
+        scales = _scales(fo)
+        total = sum(_chunk_bytes(fi[p], n) for p in epoch_paths)
+        bar = tqdm(total=total, unit="B", unit_scale=True, desc="rewriting recording", disable=total < _REPACK_QUIET)
+        with bar:
+            for path in epoch_paths:
+                if path == S.EPOCH:
+                    continue
+                ds = fi[path]
+                new = _create_dataset(fo, path, ds.shape[1:], ds.dtype, length, compression, scales)
+                step = new.chunks[0] * max(1, _REPACK_STEP // _chunk_bytes(ds, new.chunks[0]))  # whole chunks
+                for a in range(0, n, step):
+                    new[a : min(a + step, n)] = ds[a : min(a + step, n)]
+                    bar.update(_chunk_bytes(ds, min(step, n - a)))
+
+
+def _copy_objects(fi: h5py.Group, fo: h5py.Group, skip: set[str]) -> None:
+    """Copy the groups and datasets of ``fi`` into ``fo`` (with their attributes), but the paths of ``skip``."""
+    for name, obj in fi.items():
+        path = obj.name.lstrip("/")
+        if path in skip:
+            continue
+        if isinstance(obj, h5py.Group) and any(p.startswith(path + "/") for p in skip):
+            group = fo.create_group(name)
+            for key, value in obj.attrs.items():
+                group.attrs[key] = value
+            _copy_objects(obj, group, skip)
+        else:
+            fi.copy(obj, fo, name=name)
 
 
 def _no_room(nbytes: int, error: OSError) -> RecordingError:
@@ -435,7 +543,7 @@ class RecordingTemplate:
 
     Parameters
     ----------
-    probe, grid, attrs, parameter_names, compression
+    probe, grid, attrs, parameter_names
         As in :class:`RecordingWriter`.
     datasets : mapping of schema path to (row shape, dtype)
         The epoch-indexed datasets to create (with no rows).
@@ -453,7 +561,6 @@ class RecordingTemplate:
         attrs: Mapping[str, Any] | None = None,
         parameter_names: Sequence[str] = (),
         datasets: Mapping[str, tuple[tuple[int, ...], Any]] | None = None,
-        compression: str | None = None,
         checkpoint: Mapping[str, tuple[tuple[int, ...], Any]] | None = None,
     ) -> None:
         f = h5py.File(f"hud-template-{id(self)}", "w", driver="core", backing_store=False, **_ALIGNMENT)
@@ -461,7 +568,7 @@ class RecordingTemplate:
             _write_skeleton(f, {}, probe, grid, attrs, parameter_names)
             scales = _scales(f)
             for path, (row_shape, dtype) in (datasets or {}).items():
-                _create_dataset(f, path, tuple(row_shape), dtype, 0, compression, scales)
+                _create_dataset(f, path, tuple(row_shape), dtype, 0, None, scales)
             #: every epoch-indexed dataset of a new file, with its row shape
             self.datasets = {S.EPOCH: (), **{path: tuple(shape) for path, (shape, _) in (datasets or {}).items()}}
             for key, (shape, dtype) in (checkpoint or {}).items():
@@ -543,8 +650,11 @@ class RecordingWriter:
         'create' refuses an existing file; 'overwrite' replaces it; 'resume'
         opens it, drops rows past the commit marker and appends after them.
     compression : {None, 'lzf', 'gzip'}
-        Compression of the epoch-indexed arrays (None by default: measured
-        cheaper than compressing on this kind of data; see docs).
+        Compression of the epoch-indexed arrays of the closed recording (None by default:
+        measured to save little on this kind of data; see docs).  The run is written
+        uncompressed, allocated ahead like any other (crash-safe: compressed chunks move when
+        written, changing chunk indexes under committed rows); closing writes it anew,
+        compressed (:func:`repack`), and renames that over it.
     parameter_names : sequence of str
         Names of the parameter tensors, in the order of the ``parameter`` axis
         of the norms and optimizer-state datasets.
@@ -565,9 +675,10 @@ class RecordingWriter:
         their space on disk is reserved as they are written, or at once up to 64 MB): no later
         flush changes a chunk index, so a SIGKILL during one cannot reach committed rows (see
         docs/recording-format.md).  Datasets grow past it if more rows come; a run that stops
-        early has its datasets cut to its rows when closed.  A plan that does not fit in the
-        free space (or under the file size limit) is dropped: the datasets then grow as rows
-        come, by half their length at a time.
+        early has its datasets cut to its rows when closed.  Without a plan (or one that does
+        not fit in the free space or under the file size limit), datasets start one chunk long
+        and double; after the first commit every growth is made in a copy of the file renamed
+        over it (see docs/recording-format.md, "New versions of the file").
     """
 
     def __init__(
@@ -684,40 +795,83 @@ class RecordingWriter:
         self._trim()
 
     def _grow_in_copy(self) -> None:
-        """Make the datasets allocated ahead as long as a resumed run's plan, if they are shorter, in a copy
-        of the file renamed over it: the file at ``path`` never changes a chunk index under its committed
-        rows (a SIGKILL while the copy grows leaves the file as it was).  Skipped when the copy and its
-        growth do not fit in the free space (the datasets then grow in place, as without a plan)."""
-        if not self._plan:
-            return
+        """Before a resumed run writes, give its file the layout it would have had from its start, in a new
+        version renamed over it (:meth:`_replace`: the file at ``path`` never changes a chunk index under
+        its committed rows, and a SIGKILL meanwhile leaves it as it was).
+
+        A file whose datasets are not allocated ahead (written compressed, or by an older hud) is written
+        anew, uncompressed and allocated ahead (:func:`repack`); the datasets of one that is are grown to
+        the resumed run's plan.  Skipped when that does not fit in the free space (the datasets then
+        grow in place, as without a plan)."""
         with h5py.File(self.path, "r") as f:
-            grow = {p: f[p] for p in _epoch_paths(f) if _allocated_ahead(f[p]) and f[p].shape[0] < self._plan}
-            extra = sum(
-                (-(-self._plan // ds.chunks[0]) - -(-ds.shape[0] // ds.chunks[0]))
-                * int(np.prod(ds.chunks, dtype=np.int64))
-                * ds.dtype.itemsize
-                for ds in grow.values()
-            )
+            datasets = {p: f[p] for p in _epoch_paths(f)}
+            again = not all(_allocated_ahead(ds) for ds in datasets.values())
+            grow = {p: ds for p, ds in datasets.items() if ds.shape[0] < self._plan}
+            extra = sum(_chunk_bytes(ds, self._plan) - _chunk_bytes(ds, ds.shape[0]) for ds in grow.values())
+            if again:
+                extra = sum(_chunk_bytes(ds, max(ds.shape[0], self._plan)) for ds in datasets.values())
             length = f.id.get_filesize()
-        if not grow:
+        if not (again or grow):
             return
-        used = os.stat(self.path).st_blocks * 512 if hasattr(os.stat_result, "st_blocks") else length
         with open(self.path, "rb") as fh:
-            if not _fits(fh.fileno(), length, extra + used):
+            if not _fits(fh.fileno(), length, extra + _used_bytes(fh.fileno())):
                 return
+        if again:
+            self._replace(lambda tmp: repack(self.path, tmp, rows=self._plan))
+        else:
+            self._replace(
+                lambda tmp: _copy_and_change(self.path, tmp, lambda f: _resize_all(f, dict.fromkeys(grow, self._plan)))
+            )
+
+    def _replace(self, make: Any) -> None:
+        """Write a new version of the (closed) file under a temporary name (``make(tmp)``) and rename it over
+        ``path``: a SIGKILL at any moment leaves at ``path`` either the old version or the new one, whole.
+        On failure the temporary file is removed and the old version stays."""
         folder, name = os.path.split(os.path.abspath(self.path))
-        copy = os.path.join(folder, f".{name}.creating-{os.getpid()}")
+        tmp = os.path.join(folder, f".{name}.creating-{os.getpid()}")
         _remove_stale(folder, f".{name}.creating-")
         try:
-            _copy_sparse(self.path, copy)
-            with h5py.File(copy, "r+", **_ALIGNMENT) as f:
-                for path in grow:
-                    f[path].resize(self._plan, axis=0)
-            os.replace(copy, self.path)
+            make(tmp)
+            os.replace(tmp, self.path)
         except BaseException:
             with contextlib.suppress(OSError):
-                os.remove(copy)
+                os.remove(tmp)
             raise
+
+    def _restructure(self, change: Any) -> None:
+        """Apply ``change(f)`` (datasets grown or created) to a copy of the file renamed over it, then write on
+        in the copy: after the first commit, nothing changes the structure of the file at ``path`` (a
+        SIGKILL during a flush that rewrites a chunk index can leave it pointing to nodes not yet on
+        disk, and the committed rows of that dataset unreadable; see docs/recording-format.md).
+
+        The copy keeps the file's holes and costs the bytes written so far; datasets grow by doubling,
+        so a run copies at most about twice its final size in all."""
+        self._flush()
+        self._trim()
+        self._close_file()
+        try:
+            self._replace(lambda tmp: _copy_and_change(self.path, tmp, change))
+        except OSError as exc:
+            if exc.errno in _DISK_FULL:
+                raise _no_room(_used_bytes_of(self.path), exc) from None
+            raise RecordingError(f"cannot grow recording {self.path!r} in a copy: {exc}") from None
+        finally:
+            self._reopen()
+
+    def _reopen(self) -> None:
+        """Open the file at ``path`` again (a new version of it: :meth:`_restructure`), keeping what the writer
+        tracks of each dataset (rows filled, the chunk begun) but none of the old file's handles."""
+        try:
+            self.f = h5py.File(self.path, "r+", rdcc_nbytes=self._cache, rdcc_nslots=100_003, **_ALIGNMENT)
+        except OSError as exc:
+            raise RecordingError(f"cannot open recording {self.path!r} again: {exc}") from None
+        _WRITING.add(os.path.realpath(self.path))
+        for key in ("_marker", "_checkpoints", "_scale_datasets"):
+            self.__dict__.pop(key, None)
+        self._eoa_at = None
+        self._may_cut = False
+        for path, d in self.__dict__.get("_open_datasets", {}).items():
+            d.reopen(h5py.Dataset(h5py.h5d.open(self.f.id, path.encode())))
 
     def rewind(self, epoch: int) -> None:
         """Drop every committed row after ``epoch`` (resuming from an earlier checkpoint).
@@ -755,8 +909,7 @@ class RecordingWriter:
     # -- appending -------------------------------------------------------------------
 
     def _create(self, path: str, row: np.ndarray, rows: int) -> h5py.Dataset:
-        ds = _create_dataset(self.f, path, row.shape, row.dtype, rows, self.compression, self._scales())
-        return ds
+        return _create_dataset(self.f, path, row.shape, row.dtype, rows, None, self._scales())
 
     def _scales(self) -> tuple[h5py.Dataset, h5py.Dataset | None]:
         """The dimension scales new datasets attach: epochs and parameter names (looked up once a file)."""
@@ -825,31 +978,81 @@ class RecordingWriter:
                 _write_rows(d.ds, start, values, d.direct)
 
     def _grow(
-        self, block: Mapping[str, Any], start: int, ends: Mapping[str, int], datasets: Mapping[str, _Open]
+        self, block: Mapping[str, Any], start: int, ends: Mapping[str, int], datasets: dict[str, _Open]
     ) -> dict[str, int]:
-        """The new length of each dataset of ``block`` too short for rows ``start:ends[path]``, its space
-        reserved (:meth:`_reserve`).
+        """Grow the datasets of ``block`` too short for rows ``start:ends[path]`` (after the first commit, in a
+        new version of the file: :meth:`_grow_in_new_version`), and reserve the space the rows need
+        (:meth:`_reserve`).  Returns the lengths still to give in place: ``{path: rows}``.
 
-        A dataset allocated ahead grows to the planned rows, past them by half its length at a time
-        (fewer index changes), unless that does not fit on the disk (or under the file size limit):
-        then, from then on, to the rows written.
+        A dataset allocated ahead grows to the planned rows, and past them (or without a plan: from one
+        chunk) by doubling.  A plan that does not fit on the disk (or under the file size limit) is
+        dropped for doubling; when that does not fit either, datasets grow, from then on, to the rows
+        written.
         """
+        lengths = self._lengths(block, ends, datasets)
+        whole = self.committed > 0  # (before a commit, a full disk during the growth loses nothing)
+        if lengths and self._ahead and all(datasets[p].ahead for p in lengths if p in datasets):
+            extra = self._growth_bytes(block, datasets, lengths)
+            if self._plan and not self._room(extra, copy=self.committed > 0):
+                self._plan = 0  # the plan does not fit: grow by doubling
+                lengths = self._lengths(block, ends, datasets)
+                extra = self._growth_bytes(block, datasets, lengths)
+            if self.committed and self._room(extra, copy=True):
+                self._grow_in_new_version(block, datasets, lengths)
+                lengths = {}
+            elif not self._room(extra, copy=False):
+                self._ahead = False  # no room to allocate ahead: allocate what the rows need
+                lengths = {path: ends[path] for path in lengths}
+            whole = whole or extra <= _RESERVE_WHOLE  # one system call now rather than one a dataset later
+        self._reserve(self._block_bytes(block, start, ends, datasets, lengths, whole=whole))
+        return lengths
+
+    def _lengths(
+        self, block: Mapping[str, Any], ends: Mapping[str, int], datasets: Mapping[str, _Open]
+    ) -> dict[str, int]:
+        """The length each dataset shorter than ``ends[path]`` rows grows to (see :meth:`_grow`)."""
         lengths = {}
         for path, end in ends.items():
             d = datasets.get(path)
             length = d.length if d is not None else 0
             if length < end:
-                ahead = d.ahead if d is not None else self.compression is None
-                lengths[path] = max(end, self._plan, length + length // 2) if ahead and self._ahead else end
-        whole = self.committed > 0  # (before a commit, a full disk during the growth loses nothing)
-        if any(lengths[p] > ends[p] for p in lengths):
-            extra = self._block_bytes(block, start, ends, datasets, lengths, whole=True) - _RESERVE_MARGIN
-            if not _fits(self.f.id.get_vfd_handle(), self.f.id.get_filesize(), extra):
-                self._ahead = False  # the plan (or half again) does not fit: allocate what the rows need
-                lengths = {path: ends[path] for path in lengths}
-            whole = whole or extra <= _RESERVE_WHOLE  # one system call now rather than one a dataset later
-        self._reserve(self._block_bytes(block, start, ends, datasets, lengths, whole=whole))
+                if (d is None or d.ahead) and self._ahead:  # without a plan, at least a chunk (no more space)
+                    least = self._plan or self._layout(block, path, d)[0]
+                    lengths[path] = max(end, least, 2 * length)
+                else:
+                    lengths[path] = end
         return lengths
+
+    def _growth_bytes(self, block: Mapping[str, Any], datasets: Mapping[str, _Open], lengths: Mapping[str, int]) -> int:
+        """Bytes of the chunks that growing the datasets to ``lengths`` allocates (new datasets included)."""
+        total = 0
+        for path, rows in lengths.items():
+            d = datasets.get(path)
+            chunk, nbytes = self._layout(block, path, d)
+            total += (-(-rows // chunk) - -(-(d.length if d is not None else 0) // chunk)) * nbytes
+        return total
+
+    def _room(self, extra: int, *, copy: bool) -> bool:
+        """Whether ``extra`` bytes more (and a copy of the file, if ``copy``) fit on the disk (:func:`_fits`)."""
+        fd = self.f.id.get_vfd_handle()
+        return _fits(fd, self.f.id.get_filesize(), extra + _RESERVE_MARGIN + (_used_bytes(fd) if copy else 0))
+
+    def _grow_in_new_version(
+        self, block: Mapping[str, Any], datasets: dict[str, _Open], lengths: Mapping[str, int]
+    ) -> None:
+        """Grow the datasets of ``lengths`` (create the new ones) to those lengths in a new version of the file
+        (:meth:`_restructure`; one copy for all)."""
+        grow = {p: n for p, n in lengths.items() if p in datasets}
+        create = {p: np.asarray(block[p]) for p in lengths if p not in datasets}
+
+        def change(f: h5py.File) -> None:
+            _resize_all(f, grow)
+            for path, values in create.items():
+                _create_dataset(f, path, values.shape[1:], values.dtype, lengths[path], None, _scales(f))
+
+        self._restructure(change)
+        for path in create:
+            datasets[path] = _Open(h5py.Dataset(h5py.h5d.open(self.f.id, path.encode())), 0)
 
     def _write_ahead(self, d: _Open, start: int, values: np.ndarray) -> None:
         """Write rows ``start:`` of a dataset allocated ahead: fill values into the rows skipped before them,
@@ -916,15 +1119,8 @@ class RecordingWriter:
         total = _RESERVE_MARGIN
         for path, end in ends.items():
             d = datasets.get(path)
-            layout = self._layouts.get(path)
-            if layout is None:
-                ds = d.ds if d is not None else None
-                values = np.asarray(block[path])
-                dtype = ds.dtype if ds is not None else values.dtype
-                chunks = ds.chunks if ds is not None else _chunks(values.shape[1:], dtype.itemsize)
-                layout = self._layouts[path] = (chunks[0], int(np.prod(chunks, dtype=np.int64)) * dtype.itemsize)
-            rows, nbytes = layout
-            if d.ahead if d is not None else self.compression is None:  # allocated as it grows, not written
+            rows, nbytes = self._layout(block, path, d)
+            if d is None or d.ahead:  # allocated as it grows, not written
                 old = d.length if d is not None else 0
                 added = -(-lengths.get(path, old) // rows) - -(-old // rows)
                 total += added * (nbytes if whole else _INDEX_BYTES)
@@ -932,6 +1128,16 @@ class RecordingWriter:
             touched = -(-end // rows) - start // rows  # chunks written: a compressed one moves when rewritten
             total += touched * (nbytes + nbytes // 64 + 64)  # compression may make a chunk a little larger
         return total
+
+    def _layout(self, block: Mapping[str, Any], path: str, d: _Open | None) -> tuple[int, int]:
+        """(rows, bytes) of a chunk of the dataset at ``path`` (``d``, or one to create for ``block[path]``)."""
+        layout = self._layouts.get(path)
+        if layout is None:
+            ds = d.ds if d is not None else None
+            dtype = ds.dtype if ds is not None else np.asarray(block[path]).dtype
+            chunks = ds.chunks if ds is not None else _chunks(np.asarray(block[path]).shape[1:], dtype.itemsize)
+            layout = self._layouts[path] = (chunks[0], int(np.prod(chunks, dtype=np.int64)) * dtype.itemsize)
+        return layout
 
     def _reserve(self, nbytes: int) -> None:
         """Make sure ``nbytes`` past HDF5's end of the file are allocated before HDF5 writes there.
@@ -1004,7 +1210,7 @@ class RecordingWriter:
 
         A flush ends by cutting (or extending) the file to HDF5's end of allocation when HDF5 has not
         written up to it itself: after chunks were allocated ahead and not yet written (a dataset
-        grown, :meth:`write_rows`) or freed (:meth:`_cut`).  That cut comes before HDF5 writes its
+        grown in place before the first commit, :meth:`write_rows`).  That cut comes before HDF5 writes its
         superblock, so a superblock on disk that claims the reserved space would, for a moment, claim
         more than the file holds (a SIGKILL then leaves a file that does not open): before such a
         flush the superblock claims HDF5's end only, and the reservation is made again after it.
@@ -1053,14 +1259,6 @@ class RecordingWriter:
         for d in datasets.values():
             if d.ahead and d.filled < self.rows:
                 self._write_ahead(d, self.rows, np.empty((0, *d.tail), d.ds.dtype))
-
-    def _cut(self) -> None:
-        """Cut the datasets longer than the committed rows (allocated ahead of a run that stopped early) to
-        them: HDF5 frees their chunks past the rows; the marker claims no more than it did."""
-        for d in self._datasets().values():
-            if d.length > self.committed:
-                self._resize(d, self.committed)
-                d.filled = min(d.filled, self.committed)
 
     def _resize(self, d: _Open, length: int) -> None:
         """Change a dataset's extent.  Growing one allocated ahead allocates chunks that are not written, and
@@ -1159,7 +1357,6 @@ class RecordingWriter:
             if self.rows != self.committed:
                 self.commit()
             last = self.last_epoch if self.committed else -1  # every row is committed now
-            self._cut()
             self._reserve(64 << 10)  # on a full disk the status stays 'running' (read as 'interrupted')
             self._set_status(status or "complete", last if epoch is None else epoch, message)
             self._flush()
@@ -1171,6 +1368,33 @@ class RecordingWriter:
             raise
         self._close_file()
         self._put_in_place()
+        self._finish()
+
+    def _finish(self) -> None:
+        """Give the closed recording its final layout, in a new version renamed over it (:meth:`_replace`):
+        compressed (``compression``), or its datasets cut to the committed rows when they are longer
+        (allocated ahead of a run that stopped early, or grown by doubling).  Done in place, the cut would
+        rewrite chunk indexes under committed rows.  When that does not fit in the free space, or
+        fails, the recording stays as it is (whole, its datasets longer than its rows) and a
+        ``ResourceWarning`` says so."""
+        long = {
+            p: self.committed for p, d in self.__dict__.get("_open_datasets", {}).items() if d.length > self.committed
+        }
+        if self.compression is None and not long:
+            return
+        what = f"compressed ({self.compression})" if self.compression else "cut to its rows"
+        try:
+            with open(self.path, "rb") as fh:
+                if not _fits(fh.fileno(), 0, _used_bytes(fh.fileno())):
+                    raise RecordingError(f"no room for a copy of {format_bytes(_used_bytes(fh.fileno()))}")
+            if self.compression is not None:
+                self._replace(lambda tmp: repack(self.path, tmp, compression=self.compression))
+            else:
+                self._replace(lambda tmp: _copy_and_change(self.path, tmp, lambda f: _resize_all(f, long)))
+        except OSError as exc:  # (RecordingError too)
+            warnings.warn(
+                f"recording {self.path!r} is complete but could not be {what}: {exc}", ResourceWarning, stacklevel=3
+            )
 
     def _close_file(self) -> None:
         _WRITING.discard(os.path.realpath(self.path))

@@ -350,6 +350,8 @@ class Recorder(Callback):
     max_buffer_bytes : int
         Memory the queue between training and the writer thread may hold.
     compression : {None, 'lzf', 'gzip'}
+        Compress the recording when it is closed (it is written uncompressed: see
+        ``data.recording.RecordingWriter``).
     verbose : bool
         Print the expected size on disk before recording starts.
     on_commit : callable, optional
@@ -586,7 +588,6 @@ class Recorder(Callback):
             "probe": probe,
             "grid": grid,
             "attrs": attrs,
-            "compression": self.compression,
             "parameter_names": [n for n, _ in self._params],
         }
         # a template only pays for small probe sets: its key hashes the probe (50 ms for MNIST's 31 MB)
@@ -603,6 +604,7 @@ class Recorder(Callback):
             template=RecordingTemplate.cached(**common, datasets=datasets) if datasets and mode != "resume" else None,
             chunk_cache=0 if big_rows else 64 << 20,
             planned_rows=None if epochs is None else self.schedule.count(epochs),
+            compression=self.compression,
             **common,
         )
         self._resumed_from = writer.last_epoch if mode == "resume" else -1

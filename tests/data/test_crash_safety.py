@@ -42,6 +42,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import h5py
 import numpy as np
@@ -62,6 +63,7 @@ __all__ = [
     "pattern_metrics",
     "pattern_rows",
     "record_pattern",
+    "record_pattern_unplanned",
     "train_spirals",
     "start_child",
     "kill_trial",
@@ -180,6 +182,7 @@ def record_pattern(
     commit_every: float = 0.01,
     pause: float = 0.0,
     fsize_limit: int | None = None,
+    planned: bool = True,
 ) -> None:
     """Child: record the pattern by hand with a Recorder, reporting each committed epoch to ``report``.
 
@@ -196,6 +199,9 @@ def record_pattern(
         Seconds to sleep after each epoch (keeps files small in long runs).
     fsize_limit : int, optional
         RLIMIT_FSIZE for this process: a disk that fills up.
+    planned : bool
+        Tell the Recorder ``epochs`` (its datasets are then made that long at the start); without it
+        they grow, after the first commit in copies of the file (see data/recording.py).
     """
     say = _reporter(report)
     _limit_file_size(fsize_limit)
@@ -207,7 +213,7 @@ def record_pattern(
             path,
             probe=_PROBE,
             preactivation=True,
-            epochs=epochs,
+            epochs=epochs if planned else None,
             commit_every=commit_every,
             max_buffer_bytes=4 << 20,
             verbose=False,
@@ -224,6 +230,11 @@ def record_pattern(
         _report_exception(say, exc)
         raise
     say("done")
+
+
+def record_pattern_unplanned(path: str, report: str, **options: Any) -> None:
+    """Child: :func:`record_pattern` by a Recorder not told the run's epochs."""
+    record_pattern(path, report, planned=False, **options)
 
 
 class _Progress(Callback):
@@ -612,6 +623,21 @@ def test_random_sigkills_lose_no_committed_epoch(tmp_path):
     assert any(v.reported < 0 for v in verdicts[:6])  # the rule's other half was exercised too
 
 
+def test_random_sigkills_of_an_unplanned_recording_lose_no_committed_epoch(tmp_path):
+    """12 SIGKILLs within 0.6 s of the first commit of a Recorder that does not know the run's length: its
+    datasets grow (doubling) after commits, each growth in a copy of the file renamed over it."""
+    rng = random.Random(20261201)
+    start_child(time.sleep, 0).join()
+    folder = str(tmp_path)
+    verdicts = [
+        kill_trial(folder, i, rng.uniform(0.0, 0.6), after_first_commit=True, target=record_pattern_unplanned)
+        for i in range(12)
+    ]
+    problems = [(i, v.reported, v.problems) for i, v in enumerate(verdicts) if v.problems]
+    assert not problems, problems
+    assert all(v.reported >= 0 for v in verdicts)
+
+
 def test_a_file_killed_before_its_first_commit_is_missing_unreadable_or_empty(tmp_path):
     """The rule's other half: with no epoch reported committed, only an empty marker may be claimed."""
     v = verify_pattern_file(str(tmp_path / "never-created.h5"), -1)
@@ -777,7 +803,9 @@ def test_rows_past_the_marker_are_ignored_then_dropped_on_resume(tmp_path):
     v = verify_pattern_file(path, 4)
     assert v.problems == [] and v.committed == 5 and v.past_marker
     with h5py.File(path, "r") as f:
-        assert f["epoch"].shape == (10,) and f["layers/hidden1/activation"].shape[0] == 10
+        assert int(f["commit"][0]) == 5  # datasets are allocated ahead: at least a chunk of rows, 10 written
+        assert f["epoch"].shape[0] >= 10 and f["layers/hidden1/activation"].shape[0] >= 10
+        np.testing.assert_array_equal(f["epoch"][:10], np.arange(10))
     assert check_with_hud(path, 5, "interrupted at epoch 4") == []
     writer = RecordingWriter(path, mode="resume")
     assert (writer.rows, writer.last_epoch) == (5, 4)
