@@ -61,11 +61,17 @@ def _compare(variants: dict, repeats: int) -> dict[str, list[tuple[float, float]
     return times
 
 
-def _overhead(ts: list[float], base: list[float]) -> str:
-    """Median of the paired ratios to the baseline, with quartiles, as a percentage."""
-    ratios = sorted(t / b for t, b in zip(ts, base))
-    q1, q3 = np.percentile(ratios, [25, 75])
-    return f"{100 * (statistics.median(ratios) - 1):+6.1f}% [{100 * (q1 - 1):+.1f}%, {100 * (q3 - 1):+.1f}%]"
+def _overhead(ts: list[float], base: list[float], *, ci: bool = False) -> str:
+    """Median of the paired ratios to the baseline, as a percentage, with quartiles (or, if ``ci``, a 95 %
+    bootstrap confidence interval of that median: 10,000 resamples of the pairs, seeded)."""
+    ratios = np.sort(np.asarray(ts) / np.asarray(base))
+    if ci:
+        rng = np.random.default_rng(0)
+        medians = np.median(rng.choice(ratios, size=(10_000, len(ratios))), axis=1)
+        lo, hi = np.percentile(medians, [2.5, 97.5])
+    else:
+        lo, hi = np.percentile(ratios, [25, 75])
+    return f"{100 * (statistics.median(ratios) - 1):+6.1f}% [{100 * (lo - 1):+.1f}%, {100 * (hi - 1):+.1f}%]"
 
 
 def _report(times: dict[str, list[tuple[float, float]]], per: str, n: int) -> None:
@@ -77,15 +83,21 @@ def _report(times: dict[str, list[tuple[float, float]]], per: str, n: int) -> No
     wall = {name: [w for w, _ in ts] for name, ts in times.items()}
     cpu = {name: [c for _, c in ts] for name, ts in times.items()}
     print(
-        f"{'variant':<30} {'median s':>9} {per:>10}  {'wall overhead [quartiles]':<28} {'CPU overhead [quartiles]':<28}"
+        f"{'variant':<30} {'median s':>9} {per:>10}  {'wall overhead [quartiles]':<28} "
+        f"{'[95% CI of the median]':<24} {'CPU overhead [quartiles]':<28}"
     )
     for name in times:
         med = statistics.median(wall[name])
+        base = wall["train only"]
         print(
-            f"{name:<30} {med:9.3f} {n / med:10.3g}  {_overhead(wall[name], wall['train only']):<28} "
+            f"{name:<30} {med:9.3f} {n / med:10.3g}  {_overhead(wall[name], base):<28} "
+            f"{_overhead(wall[name], base, ci=True).split('% ', 1)[1]:<24} "
             f"{_overhead(cpu[name], cpu['train only']):<28}"
         )
-    print("(overhead: median of the paired ratios to 'train only' of the same round, with quartiles)")
+    print(
+        "(overhead: median of the paired ratios to 'train only' of the same round, with quartiles, and a 95 % "
+        "bootstrap confidence interval of that median)"
+    )
 
 
 def bench_spirals(args: argparse.Namespace) -> None:

@@ -1376,7 +1376,7 @@ class RecordingWriter:
         (allocated ahead of a run that stopped early, or grown by doubling).  Done in place, the cut would
         rewrite chunk indexes under committed rows.  When that does not fit in the free space, or
         fails, the recording stays as it is (whole, its datasets longer than its rows) and a
-        ``ResourceWarning`` says so."""
+        ``RuntimeWarning`` says so."""
         long = {
             p: self.committed for p, d in self.__dict__.get("_open_datasets", {}).items() if d.length > self.committed
         }
@@ -1393,7 +1393,9 @@ class RecordingWriter:
                 self._replace(lambda tmp: _copy_and_change(self.path, tmp, lambda f: _resize_all(f, long)))
         except OSError as exc:  # (RecordingError too)
             warnings.warn(
-                f"recording {self.path!r} is complete but could not be {what}: {exc}", ResourceWarning, stacklevel=3
+                f"recording {self.path!r} is closed, whole, but could not be {what}: {exc}",
+                RuntimeWarning,
+                stacklevel=3,
             )
 
     def _close_file(self) -> None:

@@ -123,7 +123,8 @@ def test_a_growth_that_cannot_be_copied_stops_the_recording_with_the_committed_r
         writer.append(_block(rows, 8, 16))
     assert _contents(path) == before and sorted(os.listdir(tmp_path)) == ["run.h5"]
     writer.discard_uncommitted()
-    writer.close("failed", message="disk full")
+    with pytest.warns(RuntimeWarning, match="could not be cut to its rows: .*No space left"):  # the disk is still full
+        writer.close("failed", message="disk full")
     with open_recording(path) as rec:
         assert rec.status == "failed" and rec.epochs.tolist() == list(range(8))
         np.testing.assert_array_equal(rec.activations("hidden1"), rows[LAYER][:8])
@@ -197,3 +198,24 @@ def test_repack_keeps_every_object_and_only_the_committed_rows(tmp_path):
             assert f[LAYER].shape[0] == f[S.EPOCH].shape[0] == length
             assert R._allocated_ahead(f[LAYER]) == (compression is None)
     writer.close("complete")
+
+
+@pytest.mark.parametrize("compression", [None, "gzip"])
+def test_no_room_to_finish_a_recording_leaves_it_whole_with_a_warning(tmp_path, monkeypatch, compression):
+    """Closing cannot copy the file (no room): the recording stays complete and readable, its datasets longer
+    than its rows (or uncompressed), and a RuntimeWarning says why."""
+    rows = _rows(12)
+    path = tmp_path / "run.h5"
+    writer = _writer(path, compression=compression)
+    writer.append(_block(rows, 0, 12))
+    writer.commit()
+    monkeypatch.setattr(R, "_fits", lambda *args: False)
+    with pytest.warns(RuntimeWarning, match="closed, whole, but could not be (cut to its rows|compressed)"):
+        writer.close("complete")
+    assert sorted(os.listdir(tmp_path)) == ["run.h5"]
+    with h5py.File(path, "r") as f:
+        assert int(f[S.COMMIT][0]) == 12 and f[LAYER].shape[0] == 12 and f[LOSS].shape[0] == 1024
+        assert f[LAYER].compression is None
+    with open_recording(path) as rec:
+        assert rec.status == "complete" and rec.epochs.tolist() == list(range(12))
+        np.testing.assert_array_equal(rec.metrics["loss"].to_numpy(), rows[LOSS])
