@@ -801,8 +801,8 @@ class RecordingWriter:
 
         A file whose datasets are not allocated ahead (written compressed, or by an older hud) is written
         anew, uncompressed and allocated ahead (:func:`repack`); the datasets of one that is are grown to
-        the resumed run's plan.  Skipped when that does not fit in the free space (the datasets then
-        grow in place, as without a plan)."""
+        the resumed run's plan.  Skipped when that does not fit in the free space (the first growth then
+        needs a copy of its own, or stops the recording with the disk-full error)."""
         with h5py.File(self.path, "r") as f:
             datasets = {p: f[p] for p in _epoch_paths(f)}
             again = not all(_allocated_ahead(ds) for ds in datasets.values())
@@ -980,32 +980,48 @@ class RecordingWriter:
     def _grow(
         self, block: Mapping[str, Any], start: int, ends: Mapping[str, int], datasets: dict[str, _Open]
     ) -> dict[str, int]:
-        """Grow the datasets of ``block`` too short for rows ``start:ends[path]`` (after the first commit, in a
-        new version of the file: :meth:`_grow_in_new_version`), and reserve the space the rows need
-        (:meth:`_reserve`).  Returns the lengths still to give in place: ``{path: rows}``.
+        """Grow the datasets of ``block`` too short for rows ``start:ends[path]``, and reserve the space the rows
+        need (:meth:`_reserve`).  Returns the lengths still to give in place: ``{path: rows}``.
 
         A dataset allocated ahead grows to the planned rows, and past them (or without a plan: from one
-        chunk) by doubling.  A plan that does not fit on the disk (or under the file size limit) is
-        dropped for doubling; when that does not fit either, datasets grow, from then on, to the rows
-        written.
+        chunk) by doubling.  Before the first commit it grows in place: a plan that does not fit on the
+        disk (or under the file size limit) is dropped for doubling, and when that does not fit either,
+        datasets grow, from then on, to the rows written.  After the first commit every growth is made
+        in a new version of the file (:meth:`_grow_in_new_version`), to the rows written if doubling
+        does not fit; no room for that copy is an error (the disk is full for this recording).
         """
         lengths = self._lengths(block, ends, datasets)
         whole = self.committed > 0  # (before a commit, a full disk during the growth loses nothing)
-        if lengths and self._ahead and all(datasets[p].ahead for p in lengths if p in datasets):
+        if lengths:
             extra = self._growth_bytes(block, datasets, lengths)
-            if self._plan and not self._room(extra, copy=self.committed > 0):
-                self._plan = 0  # the plan does not fit: grow by doubling
-                lengths = self._lengths(block, ends, datasets)
-                extra = self._growth_bytes(block, datasets, lengths)
-            if self.committed and self._room(extra, copy=True):
+            if self.committed:
+                if not self._room(extra, copy=True):
+                    lengths = {path: ends[path] for path in lengths}
+                    extra = self._growth_bytes(block, datasets, lengths)
+                    self._check_room_to_copy(extra)
                 self._grow_in_new_version(block, datasets, lengths)
                 lengths = {}
-            elif not self._room(extra, copy=False):
-                self._ahead = False  # no room to allocate ahead: allocate what the rows need
-                lengths = {path: ends[path] for path in lengths}
+            else:
+                if self._plan and not self._room(extra, copy=False):
+                    self._plan = 0  # the plan does not fit: grow by doubling
+                    lengths = self._lengths(block, ends, datasets)
+                    extra = self._growth_bytes(block, datasets, lengths)
+                if not self._room(extra, copy=False):
+                    self._ahead = False  # no room to allocate ahead: allocate what the rows need
+                    lengths = {path: ends[path] for path in lengths}
             whole = whole or extra <= _RESERVE_WHOLE  # one system call now rather than one a dataset later
         self._reserve(self._block_bytes(block, start, ends, datasets, lengths, whole=whole))
         return lengths
+
+    def _check_room_to_copy(self, extra: int) -> None:
+        """Raise the disk-full error when a copy of the file and ``extra`` bytes more do not fit."""
+        if not self._room(extra, copy=True):
+            need = extra + _RESERVE_MARGIN + _used_bytes(self.f.id.get_vfd_handle())
+            raise RecordingError(
+                f"no room to grow recording {self.path!r}: its datasets grow in a copy of the file (so that a "
+                f"crash cannot damage its committed epochs), which needs {format_bytes(need)}; "
+                f"{format_bytes(free_space(self.path))} are free (or a file size limit was reached)"
+            )
 
     def _lengths(
         self, block: Mapping[str, Any], ends: Mapping[str, int], datasets: Mapping[str, _Open]
@@ -1041,7 +1057,8 @@ class RecordingWriter:
         self, block: Mapping[str, Any], datasets: dict[str, _Open], lengths: Mapping[str, int]
     ) -> None:
         """Grow the datasets of ``lengths`` (create the new ones) to those lengths in a new version of the file
-        (:meth:`_restructure`; one copy for all)."""
+        (:meth:`_restructure`; one copy for all): after the first commit the file at ``path`` never changes
+        its structure in place."""
         grow = {p: n for p, n in lengths.items() if p in datasets}
         create = {p: np.asarray(block[p]) for p in lengths if p not in datasets}
 

@@ -219,3 +219,24 @@ def test_no_room_to_finish_a_recording_leaves_it_whole_with_a_warning(tmp_path, 
     with open_recording(path) as rec:
         assert rec.status == "complete" and rec.epochs.tolist() == list(range(12))
         np.testing.assert_array_equal(rec.metrics["loss"].to_numpy(), rows[LOSS])
+
+
+def test_no_room_to_grow_in_a_copy_is_one_error_and_the_committed_rows_stay(tmp_path, monkeypatch):
+    """After the first commit a dataset that must grow is grown in a copy of the file; when the disk has no
+    room for the copy, the recording stops with one RecordingError that says so (nothing grows in place,
+    where a crash could damage the committed rows), and the file holds the committed rows."""
+    rows = _rows(40)
+    path = tmp_path / "run.h5"
+    writer = _writer(path)
+    writer.append(_block(rows, 0, 8))
+    writer.commit()
+    before = _contents(path)
+    monkeypatch.setattr(R, "_fits", lambda *args: False)
+    with pytest.raises(RecordingError, match="no room to grow recording .* grow in a copy of the file"):
+        writer.append(_block(rows, 8, 16))
+    assert _contents(path) == before
+    writer.discard_uncommitted()
+    with pytest.warns(RuntimeWarning, match="could not be cut to its rows"):
+        writer.close("failed", message="disk full")
+    with open_recording(path) as rec:
+        assert rec.status == "failed" and rec.epochs.tolist() == list(range(8))
