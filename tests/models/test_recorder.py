@@ -564,3 +564,26 @@ def test_a_finished_run_extended_with_more_epochs_equals_the_longer_run(tmp_path
         for name, value in b.parameters(100).items():
             np.testing.assert_array_equal(a.parameters(100)[name], value)
         np.testing.assert_array_equal(a.metrics["loss"].to_numpy(), b.metrics["loss"].to_numpy())
+
+
+def test_a_compressed_recording_under_train_equals_an_uncompressed_one_and_resumes(tmp_path):
+    """``compression='gzip'``: the closed file is compressed and holds what an uncompressed recording of the
+    same run holds; a shorter run resumed from it (decompressed for the run, compressed again at the
+    end) equals the longer run recorded compressed at once."""
+    task, cfg = load_task("spirals"), NetworkConfig(2, 1, (5,), activation="tanh")
+    common = {"loss": "bce", "optimizer": "momentum", "lr": 0.05, "seed": 3}
+    paths = {c: tmp_path / f"{c}.h5" for c in ("plain", "gzip", "resumed")}
+    train(cfg, task, epochs=60, callbacks=[Recorder(paths["plain"], verbose=False)], **common)
+    train(cfg, task, epochs=60, callbacks=[Recorder(paths["gzip"], compression="gzip", verbose=False)], **common)
+    train(cfg, task, epochs=30, callbacks=[Recorder(paths["resumed"], compression="gzip", verbose=False)], **common)
+    resumed = Recorder(paths["resumed"], compression="gzip", resume=True, verbose=False)
+    train(cfg, task, epochs=60, callbacks=[resumed], **common)
+    for name in ("gzip", "resumed"):
+        with h5py.File(paths[name], "r") as f:
+            assert f["layers/hidden1/activation"].compression == "gzip"
+        with open_recording(paths["plain"]) as a, open_recording(paths[name]) as b:
+            assert a.status == b.status == "complete" and list(a.epochs) == list(b.epochs) == list(range(61))
+            np.testing.assert_array_equal(a.activations("hidden1"), b.activations("hidden1"))
+            np.testing.assert_array_equal(a.activations("output"), b.activations("output"))
+            np.testing.assert_array_equal(a.metrics["loss"].to_numpy(), b.metrics["loss"].to_numpy())
+            np.testing.assert_array_equal(a.norms("update").to_numpy(), b.norms("update").to_numpy())
