@@ -67,6 +67,14 @@ def _writer(path, **kwargs) -> RecordingWriter:
     )
 
 
+def _committed(path, rows: dict[str, np.ndarray], n: int, **kwargs) -> RecordingWriter:
+    """A writer at ``path`` whose first ``n`` rows are appended and committed."""
+    writer = _writer(path, **kwargs)
+    writer.append(_block(rows, 0, n))
+    writer.commit()
+    return writer
+
+
 def test_an_unplanned_recording_grows_in_new_versions_by_doubling_and_is_cut_when_closed(tmp_path, monkeypatch):
     """Without a plan, datasets are at least a chunk long at their first rows; after the first commit each
     growth (doubling) and each new dataset happen in a copy renamed over the file,
@@ -108,9 +116,7 @@ def test_a_growth_that_cannot_be_copied_stops_the_recording_with_the_committed_r
     file at the path holds exactly the committed rows (closed as 'failed')."""
     rows = _rows(40)
     path = tmp_path / "run.h5"
-    writer = _writer(path)
-    writer.append(_block(rows, 0, 8))
-    writer.commit()
+    writer = _committed(path, rows, 8)
     before = _contents(path)
 
     def full(src, dst):
@@ -185,9 +191,7 @@ def test_repack_keeps_every_object_and_only_the_committed_rows(tmp_path):
     uncompressed)."""
     rows = _rows(24)
     path = tmp_path / "run.h5"
-    writer = _writer(path, planned_rows=100)
-    writer.append(_block(rows, 0, 16))
-    writer.commit()
+    writer = _committed(path, rows, 16, planned_rows=100)
     writer.append(_block(rows, 16, 24))
     writer.flush()  # rows past the marker, as a SIGKILL would leave them
     for compression, length in (("gzip", 16), (None, 50)):
@@ -206,9 +210,7 @@ def test_no_room_to_finish_a_recording_leaves_it_whole_with_a_warning(tmp_path, 
     than its rows (or uncompressed), and a RuntimeWarning says why."""
     rows = _rows(12)
     path = tmp_path / "run.h5"
-    writer = _writer(path, compression=compression)
-    writer.append(_block(rows, 0, 12))
-    writer.commit()
+    writer = _committed(path, rows, 12, compression=compression)
     monkeypatch.setattr(R, "_fits", lambda *args: False)
     with pytest.warns(RuntimeWarning, match="closed, whole, but could not be (cut to its rows|compressed)"):
         writer.close("complete")
@@ -227,9 +229,7 @@ def test_no_room_to_grow_in_a_copy_is_one_error_and_the_committed_rows_stay(tmp_
     where a crash could damage the committed rows), and the file holds the committed rows."""
     rows = _rows(40)
     path = tmp_path / "run.h5"
-    writer = _writer(path)
-    writer.append(_block(rows, 0, 8))
-    writer.commit()
+    writer = _committed(path, rows, 8)
     before = _contents(path)
     monkeypatch.setattr(R, "_fits", lambda *args: False)
     with pytest.raises(RecordingError, match="no room to grow recording .* grow in a copy of the file"):
