@@ -35,7 +35,7 @@ import threading
 import time
 import warnings
 import weakref
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -278,12 +278,26 @@ def _metric_columns(metrics: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarra
 
 
 def _host(t: torch.Tensor) -> torch.Tensor:
-    """A host copy: asynchronous into pinned memory for CUDA tensors, a plain copy on the CPU."""
+    """A host copy: asynchronous into pinned memory for a CUDA tensor (valid once ``_copies_done()``'s wait
+    returns); a CPU tensor itself."""
     if t.device.type == "cpu":
         return t
     buf = torch.empty(t.shape, dtype=t.dtype, pin_memory=True)
     buf.copy_(t, non_blocking=True)
     return buf
+
+
+def _asynchronous(device: torch.device) -> bool:
+    """Whether what is recorded on ``device`` leaves it by asynchronous copies (CUDA): the block buffer is then
+    reused at once, and the writer thread, not the training thread, waits for the copies."""
+    return device.type == "cuda"
+
+
+def _copies_done() -> Callable[[], None]:
+    """A wait, for the writer thread, on every copy enqueued so far on the current CUDA stream (an event)."""
+    event = torch.cuda.Event()
+    event.record()
+    return event.synchronize
 
 
 class _Block:
@@ -802,12 +816,10 @@ class Recorder(Callback):
         arrays = {key: region[:k] for key, region in block.regions.items()}
         prevs = [prev for *_, prev in rows]
         ready = done = None
-        if block.device.type == "cuda":  # asynchronous copies to pinned host memory; the writer waits for them
+        if _asynchronous(block.device):  # asynchronous copies to pinned host memory; the writer waits for them
             arrays = {key: _host(t) for key, t in arrays.items()}  # (the buffer is reused at once: later
             prevs = [None if p is None else _host(p) for p in prevs]  # rows are written after the copies)
-            event = torch.cuda.Event()
-            event.record()
-            ready = event.synchronize
+            ready = _copies_done()  # (after the checkpoint's copies too)
         else:
             self._block = None
             done = self._give_back(block)
@@ -831,7 +843,7 @@ class Recorder(Callback):
             per_param = [optimizer.state.get(p, {}) for _, p in self._params]
             like = self._params[0][1]
             for key in self._opt_keys:
-                ckpt[f"optimizer.{key}"] = _flat([st.get(key) for st in per_param], self._sizes, like).cpu()
+                ckpt[f"optimizer.{key}"] = _host(_flat([st.get(key) for st in per_param], self._sizes, like))
             steps = [float(st.get("step", 0)) for st in per_param]
             ckpt["optimizer.step"] = torch.tensor(steps, dtype=torch.float64)
         if generator is not None:
