@@ -29,6 +29,7 @@ import atexit
 import functools
 import json
 import math
+import os
 import signal
 import sys
 import threading
@@ -50,6 +51,7 @@ from data.recording import (
     RecordingTemplate,
     RecordingWriter,
     chunk_rows,
+    expected_size,
     format_bytes,
     free_space,
 )
@@ -370,6 +372,12 @@ class Recorder(Callback):
         Print the expected size on disk before recording starts.
     on_commit : callable, optional
         Called from the writer thread with the last committed epoch.
+
+    Attributes
+    ----------
+    expected_size : int or None
+        Bytes on disk the recording is expected to take, known once it starts when its last epoch is
+        (under ``train``, or given ``epochs``); None before (and without ``epochs``).
     """
 
     def __init__(
@@ -392,8 +400,6 @@ class Recorder(Callback):
         verbose: bool = True,
         on_commit: Any = None,
     ) -> None:
-        import os
-
         if not isinstance(path, (str, os.PathLike)):
             raise ParameterError(f"path must be a file path (str or PathLike); got {type(path).__name__}")
         self.path = os.fspath(path)
@@ -443,6 +449,7 @@ class Recorder(Callback):
         self._t0 = time.perf_counter()
         self._old_handlers: dict[int, Any] = {}
         self.closed = False
+        self.expected_size: int | None = None
 
     # ------------------------------------------------------------------ setup
 
@@ -552,6 +559,37 @@ class Recorder(Callback):
             if was_training and self._mode_dependent:
                 model.train()
 
+    def _learn_layout(
+        self, model: nn.Module, probe: Probe, optimizer: Any
+    ) -> tuple[dict[str, tuple[int, ...]], torch.device]:
+        """Attach to ``model`` and learn what a recorded epoch holds from a probe pass of two samples: each
+        recorded array's shape (by capture name), the block buffers' type and layout, the optimizer's state
+        keys.  Returns the shapes and the layers' device."""
+        if self._model is not None:
+            raise ParameterError("a Recorder records one model once; create a new Recorder for another run")
+        self._attach(model)
+        self.probe = probe
+        self._probe_x = torch.tensor(probe.inputs[:2])
+        self._probe_pass(model)  # learns the layers' widths from two samples
+        n = len(probe.inputs)
+        shapes = {name: (n, *t.shape[1:]) for name, t in self._captured.items()}
+        # the block buffers' type: what a concatenation of the layers and parameters would have
+        tensors = [*self._captured.values(), *(p for _, p in self._params)]
+        self._dtype = functools.reduce(torch.promote_types, [t.dtype for t in tensors])
+        self._float32 = all(t.dtype == torch.float32 for t in tensors)  # (what a cached template holds)
+        device = next(iter(self._captured.values())).device
+        self._captured.clear()
+        self._probe_x = torch.tensor(probe.inputs)
+        for name, shape in shapes.items():
+            if len(shape) != 2:
+                raise ParameterError(
+                    f"layer {name!r} outputs shape {shape}; recorded layers must output (n_samples, n_units)"
+                )
+        self._layer_names = [*self._modules, "output"]
+        self._opt_keys = state_keys(optimizer) if optimizer is not None else []
+        self._make_layout(shapes)
+        return shapes, device
+
     def _open(
         self,
         model: nn.Module,
@@ -563,27 +601,8 @@ class Recorder(Callback):
         optimizer: Any,
         metrics: Sequence[str] | None = None,
     ) -> None:
-        if self._model is not None:
-            raise ParameterError("a Recorder records one model once; create a new Recorder for another run")
-        self._attach(model)
-        self.probe = probe
-        self._probe_x = torch.tensor(probe.inputs[:2])
-        self._probe_pass(model)  # learns the layers' widths from two samples
-        n = len(probe.inputs)
-        shapes = {name: (n, *t.shape[1:]) for name, t in self._captured.items()}
-        float32 = all(t.dtype == torch.float32 for t in [*self._captured.values(), *(p for _, p in self._params)])
-        # the block buffers' type: what a concatenation of the layers and parameters would have
-        tensors = [*self._captured.values(), *(p for _, p in self._params)]
-        self._dtype = functools.reduce(torch.promote_types, [t.dtype for t in tensors])
-        device = next(iter(self._captured.values())).device
-        self._captured.clear()
-        self._probe_x = torch.tensor(probe.inputs)
-        for name, shape in shapes.items():
-            if len(shape) != 2:
-                raise ParameterError(
-                    f"layer {name!r} outputs shape {shape}; recorded layers must output (n_samples, n_units)"
-                )
-        self._layer_names = [*self._modules, "output"]
+        shapes, device = self._learn_layout(model, probe, optimizer)
+        float32 = self._float32
         modules = {name: name for name in self._modules}
         modules["output"] = "" if not isinstance(model, Network) else "output"
         attrs = {
@@ -591,13 +610,9 @@ class Recorder(Callback):
             S.ROOT_ATTRS.LAYERS: self._layer_names,
             S.ROOT_ATTRS.MODULES: modules,
         }
-        self._opt_keys = state_keys(optimizer) if optimizer is not None else []
         mode = "resume" if self.resume else ("overwrite" if self.overwrite else "create")
-        import os
-
         if mode == "resume" and not os.path.exists(self.path):
             mode = "create"
-        self._make_layout(shapes)
         common = {
             "probe": probe,
             "grid": grid,
@@ -611,34 +626,37 @@ class Recorder(Callback):
         big_rows = any(chunk_rows(shape, 4) == 1 for shape in shapes.values())
         self._block_rows = max(1, min(_BLOCK_ROWS, _BLOCK_BYTES // (4 * self._row_size)))
         self._tail = epochs - _TAIL_ROWS if epochs is not None and epochs > 2 * _TAIL_ROWS else -1
+        rows = None if epochs is None else self.schedule.count(epochs)
         writer = RecordingWriter(
             self.path,
             config=config,
             mode=mode,
             template=RecordingTemplate.cached(**common, datasets=datasets) if datasets and mode != "resume" else None,
             chunk_cache=0 if big_rows else 64 << 20,
-            planned_rows=None if epochs is None else self.schedule.count(epochs),
+            planned_rows=rows,
             compression=self.compression,
             **common,
         )
+        self.expected_size = None if rows is None else self._expected_size(writer, rows, metrics)
         self._resumed_from = writer.last_epoch if mode == "resume" else -1
         self._last_recorded = writer.last_epoch
         self._writer = BackgroundWriter(writer, max_buffer_bytes=self.max_buffer_bytes, on_commit=self.on_commit)
         self._prefault(self._dtype, device)
         if self.verbose:
-            self._announce(shapes, epochs)
+            self._announce(shapes, rows)
         self._install_signal_handler()
         _OPEN.add(self)
 
-    def _datasets(self, metrics: Sequence[str]) -> dict[str, tuple[tuple[int, ...], Any]]:
-        """Every epoch-indexed dataset the writer thread will append to (row shape, dtype), for a model of
-        float32 parameters and outputs whose metrics are known (``train``'s): the files then start from a
-        cached template (see ``data.recording.RecordingTemplate``) instead of making ~20 datasets each."""
+    def _datasets(self, metrics: Sequence[str], dtype: Any = np.float32) -> dict[str, tuple[tuple[int, ...], Any]]:
+        """Every epoch-indexed dataset the writer thread will append to (row shape, dtype), for a model whose
+        outputs and parameters are of ``dtype`` and whose metrics are known (``train``'s).  For float32 models
+        the files then start from a cached template (see ``data.recording.RecordingTemplate``) instead of
+        making ~20 datasets each; for every model, the expected size is computed from them."""
         out: dict[str, tuple[tuple[int, ...], Any]] = {
-            key: (shape, np.float32) for key, shape in self._pieces.items() if key.startswith(S.LAYERS + "/")
+            key: (shape, dtype) for key, shape in self._pieces.items() if key.startswith(S.LAYERS + "/")
         }
         out[S.layer("output")] = out[S.layer("output", S.PREACTIVATION)]  # z = f(logits)
-        out.update({S.parameter(name): (tuple(p.shape), np.float32) for name, p in self._params})
+        out.update({S.parameter(name): (tuple(p.shape), dtype) for name, p in self._params})
         per_parameter = ((len(self._params),), np.float64)
         out[S.norm("gradient")] = out[S.norm("update")] = per_parameter
         out.update({S.optimizer_state(STATE_KEYS[key]): per_parameter for key in self._opt_keys})
@@ -660,14 +678,26 @@ class Recorder(Callback):
         z_bytes = 4 * math.prod(shapes["output"])
         self._epoch_bytes = 4 * self._row_size + z_bytes + 8 * n_par * (2 + len(self._opt_keys)) + 8 * 8
 
-    def _announce(self, shapes: Mapping[str, tuple[int, ...]], epochs: int | None) -> None:
+    def _expected_size(self, writer: RecordingWriter, rows: int, metrics: Sequence[str] | None) -> int:
+        """Bytes on disk the recording will take with ``rows`` recorded epochs (the writer's estimate)."""
+        datasets, checkpoint = self._planned(metrics)
+        return writer.expected_size(datasets, rows) + checkpoint
+
+    def _planned(self, metrics: Sequence[str] | None) -> tuple[dict[str, tuple[tuple[int, ...], Any]], int]:
+        """The epoch-indexed datasets the run will write (a hand-written loop's metrics are not known before
+        its first epoch: ``time`` stands for them), and the bytes of the two checkpoint slots' optimizer
+        state."""
+        dtype = torch.empty(0, dtype=self._dtype).numpy().dtype
+        datasets = self._datasets(metrics if metrics is not None else ["time"], dtype)
+        return datasets, 2 * len(self._opt_keys) * int(self._offsets[-1]) * dtype.itemsize
+
+    def _announce(self, shapes: Mapping[str, tuple[int, ...]], rows: int | None) -> None:
         per = self._epoch_bytes
         layers = ", ".join(f"{n} {s[0]}x{s[1]}" for n, s in shapes.items() if not n.endswith(":pre"))
         free = free_space(self.path)
-        if epochs is not None:
-            n = self.schedule.count(epochs)
-            total = per * n
-            text = f"{format_bytes(per)} per epoch x {n} epochs = {format_bytes(total)}"
+        if rows is not None and self.expected_size is not None:  # (a run whose last epoch is known)
+            total = self.expected_size
+            text = f"{format_bytes(per)} per epoch x {rows} epochs, {format_bytes(total)} on disk in all"
         else:
             total, text = per, f"{format_bytes(per)} per recorded epoch"
         print(
@@ -982,17 +1012,21 @@ class Recorder(Callback):
             self._handoff(self.optimizer, None, force=True, checkpoint=False)
             self._writer.flush()
 
+    def _detach(self) -> None:
+        """Remove the hooks (or the tap) from the model."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+        if getattr(self, "_tap", False) and self._model.tap is self._captured:
+            self._model.tap = None
+
     @_whole
     def close(self, status: str = "complete", *, epoch: int | None = None, message: str = "") -> None:
         """Commit everything, set the final status, close the file.  Safe to call twice."""
         if self.closed:
             return
         self.closed = True
-        for handle in self._handles:
-            handle.remove()
-        self._handles.clear()
-        if getattr(self, "_tap", False) and self._model.tap is self._captured:
-            self._model.tap = None
+        self._detach()
         _OPEN.discard(self)
         try:
             if self._writer is not None:
@@ -1159,6 +1193,55 @@ class Recorder(Callback):
         self._last_recorded = epoch
         # the weights of the epoch resumed from: the update norm of the next recorded epoch
         self._prev = (epoch, torch.cat([p.detach().reshape(-1) for _, p in self._params]).float())
+
+
+def expected_recording_size(
+    model: nn.Module,
+    probe: Probe | Task | np.ndarray | torch.Tensor,
+    *,
+    epochs: int,
+    schedule: str | int | Sequence[int] = "every",
+    layers: Sequence[str] | None = None,
+    preactivation: bool = False,
+    optimizer: torch.optim.Optimizer | None = None,
+    metrics: Sequence[str] | None = None,
+) -> int:
+    """Bytes on disk a :class:`Recorder` of ``model`` would write in a run of ``epochs`` epochs, known before
+    any file is made (``hud run`` prints it for a whole grid).
+
+    The model is run on two probe samples to learn its layers' widths; its weights are not changed.
+
+    Parameters
+    ----------
+    model : nn.Module
+    probe : Probe, Task, or array of shape (sample, input)
+        The probe set (a task's, under ``train``); a task's 2-D grid is counted too.
+    epochs : int
+        The run's last epoch.
+    schedule, layers, preactivation
+        As in :class:`Recorder`.
+    optimizer : torch.optim.Optimizer, optional
+        Its state norms and checkpoint are counted.
+    metrics : sequence of str, optional
+        The metrics recorded each epoch (default: ``train``'s).
+
+    Returns
+    -------
+    int
+        Within a few percent of the closed recording's size on disk (uncompressed).
+    """
+    rec = Recorder(os.devnull, layers=layers, schedule=schedule, preactivation=preactivation, verbose=False)
+    epochs = int(check_number("epochs", epochs, low=0, integer=True))
+    probe_set = rec._as_probe(probe)
+    try:
+        rec._learn_layout(model, probe_set, optimizer)
+    finally:
+        rec._detach()
+    datasets, checkpoint = rec._planned(list(metrics) if metrics is not None else list(METRICS))
+    grid = _grid(probe) if isinstance(probe, Task) else None
+    names = [name for name, _ in rec._params]
+    size = expected_size(datasets, rec.schedule.count(epochs), probe=probe_set, grid=grid, parameter_names=names)
+    return size + checkpoint
 
 
 def _describe(model: nn.Module, task: Task | None = None) -> dict[str, Any]:

@@ -47,6 +47,7 @@ import multiprocessing as mp
 import os
 import queue
 import signal
+import sys
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -551,6 +552,8 @@ def run_experiment(
     errors: dict[str, str] = {}
     n_jobs_workers = 1 if scheduler else workers
     jobs = plan_jobs(todo, batched=batched, workers=n_jobs_workers)
+    if todo:
+        _announce(folder, todo, verbose=progress)
     display = _Display(len(todo), enabled=progress and bool(jobs), slots=min(workers, len(jobs)), desc=experiment.name)
 
     def on_result(results: list[dict[str, Any]]) -> None:
@@ -577,6 +580,67 @@ def run_experiment(
             _refresh(folder, entry)
         write_manifest(folder, manifest)
     return {**manifest, "errors": errors}
+
+
+def _expected_sizes(todo: Sequence[tuple[RunSpec, str]]) -> list[int]:
+    """Each run's expected recording size on disk (:func:`expected_recording_size`), estimated once for runs
+    that differ only in what does not change it (seed, learning rate, loss, weight decay)."""
+    import json
+
+    from .networks import build_network
+    from .optim import get_optimizer
+    from .recorder import expected_recording_size
+
+    sizes, known = [], {}
+    for spec, _ in todo:
+        key = json.dumps(
+            [spec.task, spec.network, spec.optimizer, spec.optimizer_options, spec.epochs, spec.record],
+            sort_keys=True,
+            default=str,
+        )
+        if key not in known:
+            net = build_network(NetworkConfig.from_dict(spec.network), seed=spec.seed)
+            opt = get_optimizer(spec.optimizer, net.parameters(), lr=spec.lr, **spec.optimizer_options)
+            known[key] = expected_recording_size(
+                net,
+                _build_task(spec.task),
+                epochs=spec.epochs,
+                schedule=spec.record["schedule"],
+                layers=spec.record["layers"],
+                preactivation=spec.record["preactivation"],
+                optimizer=opt,
+            )
+        sizes.append(known[key])
+    return sizes
+
+
+def _announce(folder: str, todo: Sequence[tuple[RunSpec, str]], *, verbose: bool) -> int:
+    """Print what the runs to do are expected to add on disk (a warning, also when not ``verbose``, when that
+    exceeds the free space); returns those bytes."""
+    import warnings
+
+    from data.recording import format_bytes, free_space
+
+    sizes = _expected_sizes(todo)
+    have = sum(os.path.getsize(os.path.join(folder, s.file)) for s, mode in todo if mode == "resume")
+    total, free = max(0, sum(sizes) - have), free_space(folder)
+    low, high = format_bytes(min(sizes)), format_bytes(max(sizes))
+    each = low if low == high else f"{low} to {high}"
+    if verbose:
+        print(
+            f"hud run: {len(todo)} recording{'s' if len(todo) > 1 else ''} of about {each} each: "
+            f"{format_bytes(total)} more on disk in {folder} ({format_bytes(free)} free)",
+            file=sys.stderr,
+        )
+    if total > free:
+        msg = (
+            f"the runs to do are expected to take {format_bytes(total)} but only {format_bytes(free)} are free in "
+            f"{folder}; recordings will stop with an error when the disk is full (record fewer epochs with "
+            f"[record] schedule = 'log', or fewer runs)"
+        )
+        warnings.warn(msg, ResourceWarning, stacklevel=3)
+        print(f"hud: warning: {msg}", file=sys.stderr)
+    return total
 
 
 def _run_inline(jobs: list[dict[str, Any]], folder: str, display: _Display, on_result: Callable) -> None:

@@ -14,7 +14,7 @@ from torch import nn
 
 from data import NotRecordedError, ParameterError, RecordingError, load_task
 from data.recording import open_recording
-from models import NetworkConfig, build_network, get_loss, train
+from models import NetworkConfig, build_network, expected_recording_size, get_loss, get_optimizer, train
 from models.recorder import COURSE_EPOCHS, Recorder, Schedule, load_network
 
 
@@ -268,6 +268,51 @@ def test_expected_size_is_printed_and_a_full_disk_warned(tmp_path, capsys, monke
     monkeypatch.setattr(recorder_module, "free_space", lambda path: 10)
     with pytest.warns(ResourceWarning, match="only 10 B are free"):
         train(NetworkConfig(2, 1, (3,)), load_task("xor"), epochs=9, callbacks=[Recorder(tmp_path / "t.h5")])
+
+
+@pytest.mark.parametrize(
+    "task, hidden, epochs, optimizer",
+    [
+        ("xor", (3,), 9, "adam"),
+        ("xor", (3,), 2000, "sgd"),
+        ("spirals", (10, 10), 300, "adam"),
+        ("encoder", (2,), 500, "momentum"),
+    ],
+)
+def test_the_expected_size_is_the_size_on_disk_within_five_percent(tmp_path, task, hidden, epochs, optimizer):
+    """The size printed before a run starts (and the one estimated before any file is made, as ``hud run``
+    prints it) against the file's blocks on disk once it is closed: from a 9-epoch run (the probe set,
+    grid and chunk indexes dominate) to one of 2000 epochs."""
+    t = load_task(task)
+    rec = Recorder(tmp_path / "r.h5", verbose=False)
+    cfg = NetworkConfig(t.inputs.shape[1], t.targets.shape[1], hidden, activation="tanh")
+    net = build_network(cfg, seed=5)
+    before = [p.detach().clone() for p in net.parameters()]
+    beforehand = expected_recording_size(
+        net, t, epochs=epochs, optimizer=get_optimizer(optimizer, net.parameters(), lr=0.01)
+    )
+    assert all(torch.equal(a, p) for a, p in zip(before, net.parameters())) and not net.tap  # left as it was
+    train(cfg, t, loss="sse", optimizer=optimizer, lr=0.01, epochs=epochs, callbacks=[rec])
+    with open_recording(tmp_path / "r.h5") as r:
+        assert rec.expected_size == pytest.approx(r.size_on_disk, rel=0.05)
+        assert beforehand == pytest.approx(r.size_on_disk, rel=0.05)
+
+
+def test_the_expected_size_of_a_hand_written_loop_float64_log_schedule(tmp_path):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 30), nn.ReLU(), nn.Linear(30, 3)).double()
+    opt = torch.optim.Adam(model.parameters())
+    with Recorder(tmp_path / "r.h5", probe=torch.randn(300, 5), epochs=3000, schedule="log", verbose=False) as rec:
+        for epoch in range(3001):
+            rec.record(model, epoch, metrics={"loss": 1.0}, optimizer=opt)
+    with open_recording(tmp_path / "r.h5") as r:
+        assert len(r.epochs) == 34 and r.activations("1", 0).dtype == np.float64
+        assert rec.expected_size == pytest.approx(r.size_on_disk, rel=0.05)
+        beforehand = expected_recording_size(
+            model, torch.randn(300, 5), epochs=3000, schedule="log", optimizer=opt, metrics=["loss", "time"]
+        )
+        assert beforehand == pytest.approx(r.size_on_disk, rel=0.05)
+        assert not model[1]._forward_hooks  # the estimate's hooks are removed
 
 
 def test_existing_file_is_never_overwritten_silently(tmp_path):

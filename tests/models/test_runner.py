@@ -296,6 +296,30 @@ def test_run_writes_one_recording_per_run_and_the_manifest(tmp_path):
 
 
 @pytest.mark.parametrize("batched", [True, False])
+def test_the_runs_expected_size_is_printed_before_they_start_and_a_full_disk_warned(
+    tmp_path, capsys, monkeypatch, batched
+):
+    """``hud run`` prints what the runs to do will add on disk (within 5 % of what they wrote), and warns
+    when the free space is smaller; a rerun that resumes counts only what is left."""
+    import re
+
+    import data.recording as R
+
+    exp = _experiment(network={"hidden": [3, 3]}, optimizer=["sgd", "adam"], seeds=2)
+    run_experiment(exp, tmp_path / "a", workers=1, batched=batched, progress=True)
+    err = capsys.readouterr().err
+    said = re.search(r"hud run: 4 recordings of about .+ each: ([\d.]+) (KB|MB) more on disk", err)
+    assert said, err
+    printed = float(said.group(1)) * {"KB": 1e3, "MB": 1e6}[said.group(2)]
+    on_disk = sum(os.stat(p).st_blocks * 512 for p in (tmp_path / "a").glob("*.h5"))
+    assert printed == pytest.approx(on_disk, rel=0.05)
+    monkeypatch.setattr(R, "free_space", lambda path: 10)
+    with pytest.warns(ResourceWarning, match="expected to take .* but only 10 B are free"):
+        run_experiment(exp, tmp_path / "b", workers=1, batched=batched, progress=False)
+    assert "hud: warning: the runs to do are expected" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("batched", [True, False])
 def test_cells_start_from_identical_weights_for_each_seed(tmp_path, batched):
     exp = _experiment()
     run_experiment(exp, tmp_path, workers=1, batched=batched, progress=False)
