@@ -696,8 +696,9 @@ class Recorder(Callback):
         layers = ", ".join(f"{n} {s[0]}x{s[1]}" for n, s in shapes.items() if not n.endswith(":pre"))
         free = free_space(self.path)
         if rows is not None and self.expected_size is not None:  # (a run whose last epoch is known)
-            total = self.expected_size
-            text = f"{format_bytes(per)} per epoch x {rows} epochs, {format_bytes(total)} on disk in all"
+            have = os.stat(self.path).st_blocks * 512 if self.resume and os.path.exists(self.path) else 0
+            total = max(0, self.expected_size - have)  # what the run adds (to a resumed recording)
+            text = f"{format_bytes(per)} per epoch x {rows} epochs, {format_bytes(self.expected_size)} on disk in all"
         else:
             total, text = per, f"{format_bytes(per)} per recorded epoch"
         print(
