@@ -622,7 +622,7 @@ def _announce(folder: str, todo: Sequence[tuple[RunSpec, str]], *, verbose: bool
     from data.recording import format_bytes, free_space
 
     sizes = _expected_sizes(todo)
-    have = sum(os.path.getsize(os.path.join(folder, s.file)) for s, mode in todo if mode == "resume")
+    have = sum(os.stat(os.path.join(folder, s.file)).st_blocks * 512 for s, mode in todo if mode == "resume")
     total, free = max(0, sum(sizes) - have), free_space(folder)
     low, high = format_bytes(min(sizes)), format_bytes(max(sizes))
     each = low if low == high else f"{low} to {high}"
