@@ -21,6 +21,7 @@ import os
 import platform
 import queue
 import shutil
+import sys
 import threading
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -469,7 +470,9 @@ def _used_bytes(fd: int) -> int:
     return st.st_blocks * 512 if hasattr(st, "st_blocks") else st.st_size
 
 
-def _used_bytes_of(path: str) -> int:
+def bytes_on_disk(path: str | os.PathLike) -> int:
+    """Bytes the file at ``path`` takes on disk (less than its length when it has holes: a recording
+    allocated ahead is sparse until written)."""
     with open(path, "rb") as fh:
         return _used_bytes(fh.fileno())
 
@@ -928,7 +931,7 @@ class RecordingWriter:
             self._replace(lambda tmp: _copy_and_change(self.path, tmp, change))
         except OSError as exc:
             if exc.errno in _DISK_FULL:
-                raise _no_room(_used_bytes_of(self.path), exc) from None
+                raise _no_room(bytes_on_disk(self.path), exc) from None
             raise RecordingError(f"cannot grow recording {self.path!r} in a copy: {exc}") from None
         finally:
             self._reopen()
@@ -2178,3 +2181,26 @@ def free_space(path: str | os.PathLike) -> int:
     """Free bytes on the file system holding ``path`` (or its folder)."""
     folder = os.path.dirname(os.path.abspath(os.fspath(path)))
     return shutil.disk_usage(folder).free
+
+
+def warn_if_no_room(what: str, nbytes: int, free: int, *, advice: str, stacklevel: int = 2) -> None:
+    """Warn, as a ``ResourceWarning`` and on standard error, when ``nbytes`` more do not fit in ``free`` bytes.
+
+    Parameters
+    ----------
+    what : str
+        What is expected to take the space, e.g. ``'the recording runs/a.h5'``.
+    nbytes, free : int
+        Bytes expected, bytes free.
+    advice : str
+        How to need less, e.g. ``"record fewer epochs with schedule='log'"``.
+    stacklevel : int
+        Of the warning, counted from the caller.
+    """
+    if nbytes > free:
+        msg = (
+            f"{what} is expected to take {format_bytes(nbytes)} but only {format_bytes(free)} are free; "
+            f"recording will stop with an error when the disk is full ({advice})"
+        )
+        warnings.warn(msg, ResourceWarning, stacklevel=stacklevel + 1)
+        print(f"hud: warning: {msg}", file=sys.stderr)

@@ -34,7 +34,6 @@ import signal
 import sys
 import threading
 import time
-import warnings
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -50,10 +49,12 @@ from data.recording import (
     Recording,
     RecordingTemplate,
     RecordingWriter,
+    bytes_on_disk,
     chunk_rows,
     expected_size,
     format_bytes,
     free_space,
+    warn_if_no_room,
 )
 from data.tasks import Probe, Task
 
@@ -696,7 +697,7 @@ class Recorder(Callback):
         layers = ", ".join(f"{n} {s[0]}x{s[1]}" for n, s in shapes.items() if not n.endswith(":pre"))
         free = free_space(self.path)
         if rows is not None and self.expected_size is not None:  # (a run whose last epoch is known)
-            have = os.stat(self.path).st_blocks * 512 if self.resume and os.path.exists(self.path) else 0
+            have = bytes_on_disk(self.path) if self.resume and os.path.exists(self.path) else 0
             total = max(0, self.expected_size - have)  # what the run adds (to a resumed recording)
             text = f"{format_bytes(per)} per epoch x {rows} epochs, {format_bytes(self.expected_size)} on disk in all"
         else:
@@ -706,14 +707,8 @@ class Recorder(Callback):
             f"({format_bytes(free)} free)",
             file=sys.stderr,
         )
-        if total > free:
-            msg = (
-                f"the recording {self.path} is expected to take {format_bytes(total)} but only "
-                f"{format_bytes(free)} are free; it will stop with an error when the disk is full "
-                f"(record fewer epochs with schedule='log' or a smaller probe set)"
-            )
-            warnings.warn(msg, ResourceWarning, stacklevel=3)
-            print(f"hud: warning: {msg}", file=sys.stderr)
+        advice = "record fewer epochs with schedule='log' or a smaller probe set"
+        warn_if_no_room(f"the recording {self.path}", total, free, advice=advice, stacklevel=3)
 
     def _install_signal_handler(self) -> None:
         """SIGTERM raises SystemExit(143), SIGINT KeyboardInterrupt, both deferred out of Recorder methods.

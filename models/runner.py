@@ -617,12 +617,10 @@ def _expected_sizes(todo: Sequence[tuple[RunSpec, str]]) -> list[int]:
 def _announce(folder: str, todo: Sequence[tuple[RunSpec, str]], *, verbose: bool) -> int:
     """Print what the runs to do are expected to add on disk (a warning, also when not ``verbose``, when that
     exceeds the free space); returns those bytes."""
-    import warnings
-
-    from data.recording import format_bytes, free_space
+    from data.recording import bytes_on_disk, format_bytes, free_space, warn_if_no_room
 
     sizes = _expected_sizes(todo)
-    have = sum(os.stat(os.path.join(folder, s.file)).st_blocks * 512 for s, mode in todo if mode == "resume")
+    have = sum(bytes_on_disk(os.path.join(folder, s.file)) for s, mode in todo if mode == "resume")
     total, free = max(0, sum(sizes) - have), free_space(folder)
     low, high = format_bytes(min(sizes)), format_bytes(max(sizes))
     each = low if low == high else f"{low} to {high}"
@@ -632,14 +630,8 @@ def _announce(folder: str, todo: Sequence[tuple[RunSpec, str]], *, verbose: bool
             f"{format_bytes(total)} more on disk in {folder} ({format_bytes(free)} free)",
             file=sys.stderr,
         )
-    if total > free:
-        msg = (
-            f"the runs to do are expected to take {format_bytes(total)} but only {format_bytes(free)} are free in "
-            f"{folder}; recordings will stop with an error when the disk is full (record fewer epochs with "
-            f"[record] schedule = 'log', or fewer runs)"
-        )
-        warnings.warn(msg, ResourceWarning, stacklevel=3)
-        print(f"hud: warning: {msg}", file=sys.stderr)
+    advice = "record fewer epochs with [record] schedule = 'log', or fewer runs"
+    warn_if_no_room(f"what the runs to do add in {folder}", total, free, advice=advice, stacklevel=3)
     return total
 
 

@@ -316,7 +316,7 @@ def test_the_runs_expected_size_is_printed_before_they_start_and_a_full_disk_war
     monkeypatch.setattr(R, "free_space", lambda path: 10)
     with pytest.warns(ResourceWarning, match="expected to take .* but only 10 B are free"):
         run_experiment(exp, tmp_path / "b", workers=1, batched=batched, progress=False)
-    assert "hud: warning: the runs to do are expected" in capsys.readouterr().err
+    assert "hud: warning: what the runs to do add in" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("batched", [True, False])
