@@ -9,6 +9,7 @@ Each variant runs ``--repeats`` times, interleaved; the ratio of the medians is 
 
     python benchmarks/bench_recording.py spirals
     python benchmarks/bench_recording.py mnist --epochs 5
+    python benchmarks/bench_recording.py mnist --epochs 4 --device cuda   # on a machine with a GPU
 
 For ``mnist`` it also prints the median length of the epochs after the first, with and without
 recording: the cost of each epoch of a longer run, without the file's creation and closing
@@ -111,7 +112,17 @@ def bench_spirals(args: argparse.Namespace) -> None:
             if rec_kwargs is not None and rec_kwargs.get("record", True):
                 kw = {k: v for k, v in rec_kwargs.items() if k != "record"}
                 cbs = [Recorder(os.path.join(tmp, "spirals.h5"), overwrite=True, verbose=False, **kw)]
-            train(cfg, task, loss="bce", optimizer="adam", lr=0.01, epochs=args.epochs, callbacks=cbs, seed=0)
+            train(
+                cfg,
+                task,
+                loss="bce",
+                optimizer="adam",
+                lr=0.01,
+                epochs=args.epochs,
+                callbacks=cbs,
+                seed=0,
+                device=args.device,
+            )
 
         return go
 
@@ -125,7 +136,7 @@ def bench_spirals(args: argparse.Namespace) -> None:
     times = _compare(variants, args.repeats)
     print(
         f"spirals 2-10-10-1 tanh, 194 points, full batch, {args.epochs} epochs, torch threads "
-        f"{torch.get_num_threads()} (train() uses 1 for small nets), {args.repeats} repeats"
+        f"{torch.get_num_threads()} (train() uses 1 for small nets), {args.repeats} repeats, device {args.device}"
     )
     _report(times, "epochs/s", args.epochs + 1)
 
@@ -198,6 +209,7 @@ def bench_mnist(args: argparse.Namespace) -> None:
                 batch_size=128,
                 callbacks=cbs,
                 seed=0,
+                device=args.device,
             )
             if not kw:
                 lengths = np.diff(clock.ends[1:])
@@ -214,7 +226,7 @@ def bench_mnist(args: argparse.Namespace) -> None:
     times = _compare(variants, args.repeats)
     print(
         f"MNIST-size 784-256-128-10 relu, 60,000 samples, batch 128, probe 10,000, {args.epochs} epochs, "
-        f"torch threads {torch.get_num_threads()}, {args.repeats} repeats"
+        f"torch threads {torch.get_num_threads()}, {args.repeats} repeats, device {args.device}"
     )
     _report(times, "epochs/s", args.epochs)
     print(
@@ -246,6 +258,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--all", action="store_true", help="also time commit-every-epoch and compression")
+    parser.add_argument("--device", default="cpu", help="train() on this device, e.g. cuda (default cpu)")
     args = parser.parse_args(argv)
     if args.which == "spirals":
         args.epochs = args.epochs or 2000
